@@ -1,0 +1,58 @@
+import type { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import type { Logger } from '../logging/logger.js';
+
+/** Source metadata recorded in the manifest. */
+export interface SourceInfo {
+  type: string;
+  container: string | null;
+  image: string | null;
+  databases: string[];
+  [extra: string]: unknown;
+}
+
+export interface DumpContext {
+  mandate: string;
+  signal: AbortSignal;
+  logger: Logger;
+  docker: Docker;
+  /** Registers a resolved secret value so that it is scrubbed from every log line. */
+  registerSecret(value: string): void;
+}
+
+export interface Dump {
+  /**
+   * The raw dump. It ends only after the source verified that the dump is complete (exit code,
+   * completion trailer); otherwise it errors with DUMP_FAILED / DUMP_TRUNCATED.
+   */
+  stream: Readable;
+  mime: string;
+  /** e.g. `.sql`, `.tar` */
+  extension: string;
+  /** Complete once the stream has ended. */
+  info(): SourceInfo;
+}
+
+/** Where a source option came from, for error messages: `container shop-db label backer.mysql.user`. */
+export interface OptionOrigin {
+  container: string | null;
+  /** Builds the human readable location of one option key, e.g. a label or a config path. */
+  describe(key: string): string;
+}
+
+export interface SourceDefinition<Options> {
+  type: string;
+  /** Whether the mandate must name a container. */
+  needsContainer: boolean;
+  /**
+   * Validates the raw options (`backer.<type>.*` labels without that prefix, or the same keys
+   * from a static mandate). Throws BackerError LABEL_INVALID naming the option's origin.
+   */
+  parse(raw: Record<string, string>, origin: OptionOrigin): Options;
+  dump(options: Options, target: SourceTarget, context: DumpContext): Promise<Dump>;
+}
+
+/** What the source acts on: a container (by name) for Docker sources, nothing for host sources. */
+export interface SourceTarget {
+  container: string | null;
+}

@@ -1,0 +1,38 @@
+import type { Readable } from 'node:stream';
+
+export interface ObjectInfo {
+  /** Key relative to the target's root/prefix, always with forward slashes. */
+  key: string;
+  size: number;
+  modified: Date;
+}
+
+export interface WriteOptions {
+  signal: AbortSignal;
+  contentType?: string;
+}
+
+/**
+ * A storage target. Keys are relative (`<mandate>/<name><ext>`); the target adds its own
+ * root directory or prefix. A target never exposes a half-written object under its final key.
+ */
+export interface Target {
+  readonly name: string;
+  readonly type: string;
+  /**
+   * Streams `body` to `key`. Resolves only once every byte is durably stored under `key`.
+   * On error or abort nothing is left under `key` (temp files removed, multipart uploads aborted)
+   * and the promise rejects with a BackerError (TARGET_WRITE_FAILED or JOB_CANCELLED).
+   */
+  write(key: string, body: Readable, options: WriteOptions): Promise<void>;
+  /** Stores a small object (a manifest) and refuses to overwrite an existing one when the backend can tell. */
+  writeOnce(key: string, data: Buffer, options?: { contentType?: string }): Promise<void>;
+  /** Rejects with BackerError BACKUP_NOT_FOUND when the key does not exist. */
+  read(key: string): Promise<Readable>;
+  /** Every object whose key starts with `prefix` (recursively). */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  stat(key: string): Promise<ObjectInfo | undefined>;
+  /** Removing a missing key is not an error. */
+  remove(key: string): Promise<void>;
+  close(): Promise<void>;
+}

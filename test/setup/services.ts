@@ -1,0 +1,155 @@
+/**
+ * Real services for tests and benchmarks: a private Docker engine (no registry access needed),
+ * an image made from the host's own root, and an S3 server (s3rver) on loopback.
+ * Everything started here is stopped by process id.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, chmod, writeFile } from 'node:fs/promises';
+import { openSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { AddressInfo } from 'node:net';
+import S3rver from 's3rver';
+
+const exec = promisify(execFile);
+
+export const HOST_IMAGE = 'hostuser:latest';
+
+export interface DockerService {
+  host: string;
+  socketPath: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export async function docker(host: string, args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('docker', args, { env: { ...process.env, DOCKER_HOST: host } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`docker ${args.join(' ')}: ${err.trim()}`))));
+    child.stdin.end(input ?? '');
+  });
+}
+
+export async function startDockerd(baseDir?: string): Promise<DockerService> {
+  // Short paths: unix socket paths are limited to ~100 bytes.
+  const dir = baseDir ?? (await mkdtemp(join(tmpdir(), 'bkd-')));
+  await mkdir(join(dir, 'data'), { recursive: true });
+  const socketPath = join(dir, 'docker.sock');
+  const host = `unix://${socketPath}`;
+  const log = openSync(join(dir, 'dockerd.log'), 'a');
+  const child: ChildProcess = spawn(
+    'dockerd',
+    [
+      '--data-root', join(dir, 'data'),
+      '--exec-root', join(dir, 'exec'),
+      '--host', host,
+      '--pidfile', join(dir, 'docker.pid'),
+      '--storage-driver', 'vfs',
+      '--iptables=false',
+      '--bridge=none',
+    ],
+    { detached: true, stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('dockerd did not start (is docker.io installed?)');
+  await waitFor(async () => docker(host, ['info']).then(() => true, () => false), 60_000, `dockerd (log: ${dir}/dockerd.log)`);
+  return {
+    host,
+    socketPath,
+    pid,
+    async stop() {
+      try {
+        const ids = await docker(host, ['ps', '-aq']);
+        if (ids) await docker(host, ['rm', '-f', ...ids.split(/\s+/)]).catch(() => undefined);
+      } catch {
+        // the engine may already be gone
+      }
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        return;
+      }
+      await waitFor(async () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      }, 30_000, 'dockerd to stop').catch(() => process.kill(pid, 'SIGKILL'));
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    },
+  };
+}
+
+/** An image whose containers see the host's programs through `-v /usr:/usr:ro -v /etc:/etc:ro`. */
+export async function buildHostImage(host: string): Promise<void> {
+  const existing = await docker(host, ['images', '-q', HOST_IMAGE]);
+  if (existing) return;
+  const root = await mkdtemp(join(tmpdir(), 'bkroot-'));
+  for (const d of ['usr', 'etc', 'tmp', 'var/lib', 'var/tmp', 'run', 'root', 'proc', 'sys', 'dev', 'data']) {
+    await mkdir(join(root, d), { recursive: true });
+  }
+  for (const [link, to] of [['bin', 'usr/bin'], ['sbin', 'usr/sbin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64']] as const) {
+    await symlink(to, join(root, link));
+  }
+  await chmod(join(root, 'tmp'), 0o1777);
+  await writeFile(join(root, 'README'), 'backer test image\n');
+  await new Promise<void>((resolve, reject) => {
+    const tar = spawn('tar', ['-C', root, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const imp = spawn('docker', ['import', '-', HOST_IMAGE], {
+      env: { ...process.env, DOCKER_HOST: host },
+      stdio: ['pipe', 'ignore', 'inherit'],
+    });
+    tar.stdout.pipe(imp.stdin);
+    imp.on('error', reject);
+    imp.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`docker import exited ${code}`))));
+  });
+  await rm(root, { recursive: true, force: true });
+}
+
+export interface S3Service {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  stop(): Promise<void>;
+}
+
+export async function startS3(): Promise<S3Service> {
+  const dir = await mkdtemp(join(tmpdir(), 'bks3-'));
+  const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir });
+  const address = (await server.run()) as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    region: 'us-east-1',
+    // s3rver's fixed development credentials
+    accessKeyId: 'S3RVER',
+    secretAccessKey: 'S3RVER',
+    async stop() {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function commandExists(cmd: string): Promise<boolean> {
+  return exec('sh', ['-c', `command -v ${cmd}`]).then(() => true, () => false);
+}
