@@ -70,7 +70,7 @@ export function describeError(err: unknown): string {
       if (!parts.includes(current.message)) parts.push(current.message);
       current = current.cause;
     } else {
-      parts.push(String(current));
+      parts.push(typeof current === 'string' ? current : JSON.stringify(current));
       break;
     }
   }

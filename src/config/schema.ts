@@ -80,3 +80,169 @@ export type TargetConfig = z.infer<typeof targetSchema>;
 export type GzipMiddlewareConfig = z.infer<typeof gzipMiddlewareSchema>;
 export type CcryptMiddlewareConfig = z.infer<typeof ccryptMiddlewareSchema>;
 export type MiddlewareConfig = z.infer<typeof middlewareSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Top-level config (backer.yml)
+// ---------------------------------------------------------------------------------------------
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const logConfigSchema = z
+  .object({
+    /** Default: info. */
+    level: z.enum(LOG_LEVELS).default('info'),
+    /** json for machines, pretty for a terminal. Default: json. */
+    format: z.enum(['json', 'pretty']).default('json'),
+  })
+  .strict();
+
+export const dockerConfigSchema = z
+  .object({
+    /** false turns label discovery off: only static mandates without a container run. Default: true. */
+    enabled: z.boolean().default(true),
+    /**
+     * Path of the Docker engine's unix socket, relative to the config file's directory.
+     * Default: the path of DOCKER_HOST when it is `unix://PATH`, else /var/run/docker.sock.
+     */
+    socket_path: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const apiConfigSchema = z
+  .object({
+    /** Unix socket of the API, relative to the config file's directory. Default: `<data_dir>/backer.sock`. */
+    socket: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const queueConfigSchema = z
+  .object({
+    /** Backups that run at the same time. Default: 2. */
+    concurrency: z.number().int().min(1).default(2),
+  })
+  .strict();
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+type Scalar = string | number | boolean;
+function isScalar(value: unknown): value is Scalar {
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
+}
+
+/**
+ * Checks one static mandate's value tree: nested mappings, scalars and lists of scalars only,
+ * so that it can be flattened into the same `key → string` shape as container labels.
+ */
+function checkMandateTree(value: Record<string, unknown>, path: (string | number)[], ctx: z.RefinementCtx): void {
+  for (const [key, child] of Object.entries(value)) {
+    const at = [...path, key];
+    if (isScalar(child)) continue;
+    if (isPlainObject(child)) {
+      checkMandateTree(child, at, ctx);
+    } else if (Array.isArray(child)) {
+      child.forEach((item, index) => {
+        if (!isScalar(item)) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: [...at, index],
+            message: `expected a string, number or boolean in this list, received ${describeKind(item)}`,
+          });
+        }
+      });
+    } else {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: at,
+        message: `expected a string, number, boolean, list or mapping, received ${describeKind(child)} (write "" for an empty value)`,
+      });
+    }
+  }
+}
+
+function describeKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (isPlainObject(value)) return 'a mapping';
+  return typeof value;
+}
+
+/**
+ * Flattens `{ mysql: { options: { single-transaction: true } } }` to
+ * `{ 'mysql.options.single-transaction': 'true' }`: static mandates then go through the very same
+ * parser as container labels. Lists become comma-joined strings (`[s3, local]` → `s3,local`).
+ */
+export function flattenMandate(value: Record<string, unknown>, prefix = '', into: Record<string, string> = {}): Record<string, string> {
+  for (const [key, child] of Object.entries(value)) {
+    const flatKey = prefix === '' ? key : `${prefix}.${key}`;
+    if (isPlainObject(child)) flattenMandate(child, flatKey, into);
+    else if (Array.isArray(child)) into[flatKey] = child.map(String).join(',');
+    else into[flatKey] = String(child);
+  }
+  return into;
+}
+
+/** The keys written both as nested mapping and as a dotted key would silently overwrite each other. */
+function duplicateFlatKeys(value: Record<string, unknown>): string[] {
+  const seen = new Set<string>();
+  const dupes: string[] = [];
+  const walk = (node: Record<string, unknown>, prefix: string): void => {
+    for (const [key, child] of Object.entries(node)) {
+      const flatKey = prefix === '' ? key : `${prefix}.${key}`;
+      if (isPlainObject(child)) walk(child, flatKey);
+      else if (seen.has(flatKey)) dupes.push(flatKey);
+      else seen.add(flatKey);
+    }
+  };
+  walk(value, '');
+  return dupes;
+}
+
+/**
+ * One static mandate: the same keys as the container labels without `backer.`, nested YAML
+ * allowed. Output: the flattened `key → string` record that parseMandate (mandate.ts) reads.
+ */
+export const staticMandateSchema = z
+  .record(z.string(), z.unknown())
+  .superRefine((value, ctx) => {
+    checkMandateTree(value, [], ctx);
+    for (const key of duplicateFlatKeys(value)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [], message: `${key} is given twice (once nested, once as a dotted key)` });
+    }
+  })
+  .transform((value) => flattenMandate(value));
+
+export const configSchema = z
+  .object({
+    /** State (queue, API socket), relative to the config file's directory. Default: ./backer-data. */
+    data_dir: z.string().min(1).default('./backer-data'),
+    /** Default: level info, format json. */
+    log: logConfigSchema.default({}),
+    /** Default: enabled, socket from DOCKER_HOST or /var/run/docker.sock. */
+    docker: dockerConfigSchema.default({}),
+    /** Default: socket `<data_dir>/backer.sock`. */
+    api: apiConfigSchema.default({}),
+    /** Default: concurrency 2. */
+    queue: queueConfigSchema.default({}),
+    /** Where backups are stored. Default: none. */
+    targets: z.array(targetSchema).default([]),
+    /** Transforms mandates can apply, by name. Default: none. */
+    middleware: z.array(middlewareSchema).default([]),
+    /** Static mandates by name (the YAML twin of container labels). Default: none. */
+    mandates: z.record(nameSchema, staticMandateSchema).default({}),
+  })
+  .strict();
+
+/** The config as the schema returns it, before load-time resolution of paths. */
+export type ParsedConfig = z.output<typeof configSchema>;
+
+/**
+ * The config after load (load.ts): data_dir, api.socket, docker.socket_path and local target
+ * paths are absolute, and when exactly one target exists it is the default.
+ */
+export type BackerConfig = Omit<ParsedConfig, 'docker' | 'api'> & {
+  docker: { enabled: boolean; socket_path: string };
+  api: { socket: string };
+};

@@ -23,7 +23,7 @@ export interface DockerService {
   stop(): Promise<void>;
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
@@ -86,7 +86,7 @@ export async function startDockerd(baseDir?: string): Promise<DockerService> {
       } catch {
         return;
       }
-      await waitFor(async () => {
+      await waitFor(() => {
         try {
           process.kill(pid, 0);
           return false;
@@ -136,7 +136,7 @@ export interface S3Service {
 export async function startS3(): Promise<S3Service> {
   const dir = await mkdtemp(join(tmpdir(), 'bks3-'));
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir });
-  const address = (await server.run()) as AddressInfo;
+  const address: AddressInfo = await server.run();
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
     region: 'us-east-1',

@@ -1,0 +1,20 @@
+import { BackerError, describeError, type ErrorCode } from '../errors.js';
+
+/** The one place that maps error codes to HTTP statuses. */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  MANDATE_NOT_FOUND: 404,
+  JOB_NOT_FOUND: 404,
+  BACKUP_NOT_FOUND: 404,
+  TARGET_NOT_FOUND: 404,
+  API_BAD_REQUEST: 400,
+  CONFIG_INVALID: 400,
+  LABEL_INVALID: 400,
+  DOCKER_UNAVAILABLE: 503,
+};
+
+export function toHttpError(err: unknown): { status: number; body: { error: { code: ErrorCode; message: string } } } {
+  if (err instanceof BackerError) {
+    return { status: STATUS[err.code] ?? 500, body: { error: { code: err.code, message: err.message } } };
+  }
+  return { status: 500, body: { error: { code: 'INTERNAL', message: describeError(err) } } };
+}

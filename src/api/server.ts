@@ -1,0 +1,39 @@
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { dirname } from 'node:path';
+import { createAdaptorServer } from '@hono/node-server';
+import type { Hono } from 'hono';
+
+export interface ApiServer {
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Serves the API on a unix socket (mode 0660: the owner and its group may use the CLI). */
+export function createApiServer(app: Hono, socketPath: string): ApiServer {
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  let started = false;
+  return {
+    async start() {
+      await mkdir(dirname(socketPath), { recursive: true });
+      // A socket file left by a crashed daemon would make listen fail with EADDRINUSE.
+      await rm(socketPath, { force: true });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      await chmod(socketPath, 0o660);
+      started = true;
+    },
+    async close() {
+      if (!started) return;
+      started = false;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(socketPath, { force: true });
+    },
+  };
+}

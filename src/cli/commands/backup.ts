@@ -1,0 +1,59 @@
+import { createServices } from '../../daemon/services.js';
+import type { Job } from '../../queue/types.js';
+import type { BackupResult } from '../../pipeline/run-backup.js';
+import { callApi } from '../client.js';
+import { loadCliConfig, type GlobalOptions } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { printJson, printLine } from '../output.js';
+
+export interface BackupOptions extends GlobalOptions {
+  wait?: boolean;
+  once?: boolean;
+}
+
+function printResult(result: BackupResult): void {
+  printLine(`backup ${result.name}: ${result.status}${result.error ? ` (${result.error.message})` : ''}`);
+  for (const t of result.targets) {
+    printLine(`  ${t.target}: ${t.status}${t.error ? ` (${t.error.message})` : ` ${t.artifact_key}`}`);
+  }
+}
+
+/** `--once`: the whole backup in this process, no daemon (for cron and CI users). */
+async function backupOnce(mandate: string, options: BackupOptions): Promise<number> {
+  const { config, path } = await loadCliConfig(options);
+  const services = createServices({ config, configFile: path });
+  const controller = new AbortController();
+  const abort = (): void => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
+  try {
+    await services.discovery.refresh();
+    const result = await services.backup(mandate, controller.signal);
+    if (options.json) printJson(JSON.parse(services.secrets.scrub(JSON.stringify(result))));
+    else printResult(result);
+    return result.status === 'succeeded' ? EXIT.OK : EXIT.FAILED;
+  } finally {
+    process.off('SIGINT', abort);
+    process.off('SIGTERM', abort);
+    await services.close();
+  }
+}
+
+export async function backupCommand(mandate: string, options: BackupOptions): Promise<number> {
+  if (options.once) return backupOnce(mandate, options);
+  const { config } = await loadCliConfig(options);
+  const socket = config.api.socket;
+  let { job } = await callApi<{ job: Job }>(socket, 'POST', `/v1/mandates/${encodeURIComponent(mandate)}/backups`);
+  if (!options.wait) {
+    if (options.json) printJson(job);
+    else printLine(`job ${job.id} ${job.state} for mandate ${job.mandate}`);
+    return EXIT.OK;
+  }
+  while (job.state === 'queued' || job.state === 'running') {
+    ({ job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${job.id}?wait=30`));
+  }
+  if (options.json) printJson(job);
+  else if (job.result) printResult(job.result);
+  else printLine(`job ${job.id} ${job.state}${job.error ? `: ${job.error.message}` : ''}`);
+  return job.state === 'succeeded' ? EXIT.OK : EXIT.FAILED;
+}

@@ -1,0 +1,37 @@
+import { isBackerError, type ErrorCode } from '../errors.js';
+
+/** Exit codes of every command (also printed by --help). */
+export const EXIT = {
+  OK: 0,
+  /** The backup/job failed, or `config check` found problems. */
+  FAILED: 1,
+  /** Bad usage or an invalid config file. */
+  USAGE: 2,
+  /** The daemon is not reachable on its socket. */
+  UNREACHABLE: 3,
+  /** The mandate, job or backup does not exist. */
+  NOT_FOUND: 4,
+} as const;
+
+export const EXIT_HELP = `
+Exit codes:
+  0  success
+  1  the backup or job failed, or config check found problems
+  2  bad usage or invalid configuration
+  3  the daemon is not reachable on its API socket
+  4  mandate, job or backup not found`;
+
+const BY_CODE: Partial<Record<ErrorCode, number>> = {
+  CONFIG_INVALID: EXIT.USAGE,
+  CONFIG_NOT_FOUND: EXIT.USAGE,
+  API_BAD_REQUEST: EXIT.USAGE,
+  DAEMON_UNREACHABLE: EXIT.UNREACHABLE,
+  MANDATE_NOT_FOUND: EXIT.NOT_FOUND,
+  JOB_NOT_FOUND: EXIT.NOT_FOUND,
+  BACKUP_NOT_FOUND: EXIT.NOT_FOUND,
+  TARGET_NOT_FOUND: EXIT.NOT_FOUND,
+};
+
+export function exitCodeFor(err: unknown): number {
+  return isBackerError(err) ? (BY_CODE[err.code] ?? EXIT.FAILED) : EXIT.FAILED;
+}

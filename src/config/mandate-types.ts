@@ -1,0 +1,31 @@
+/** A fully validated mandate: what to back up, how, where and when. */
+export interface MandateSpec {
+  /** Unique name; for labelled containers the container name, for static mandates the YAML key. */
+  name: string;
+  /** Where it was defined, for messages and the API. */
+  origin: 'labels' | 'config';
+  source: {
+    type: string;
+    /** Container name for Docker sources, null for host sources (files). */
+    container: string | null;
+    /** The source definition's parsed options (opaque outside the source). */
+    options: unknown;
+  };
+  /** Cron expression, 5 or 6 fields. Default "0 0 * * *". */
+  interval: string;
+  /** Target names, in order; at least one. Default: the default target. */
+  targets: string[];
+  /** Middleware names, applied in order. Default: none. */
+  middleware: string[];
+  /** Keep the newest N complete backups per target. Default: 10. */
+  retention: number;
+  /** Default "<DATE>-<CONTAINER_NAME>" (or "<DATE>-<MANDATE>" without container). */
+  name_pattern: string;
+}
+
+/** A problem found while reading the config or a container's labels. */
+export interface ConfigProblem {
+  /** e.g. `backer.yml: targets[1].bucket` or `container shop-db label backer.interval` */
+  where: string;
+  message: string;
+}

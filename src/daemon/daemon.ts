@@ -1,0 +1,59 @@
+import { createApi } from '../api/app.js';
+import { createApiServer, type ApiServer } from '../api/server.js';
+import { createLogger, SecretRegistry } from '../logging/logger.js';
+import { createQueue, type Queue } from '../queue/queue.js';
+import { createScheduler, type Scheduler } from '../scheduler/scheduler.js';
+import { createServices, type ServiceOptions, type Services } from './services.js';
+
+export interface Daemon {
+  services: Services;
+  queue: Queue;
+  scheduler: Scheduler;
+  start(): Promise<void>;
+  /** Stops in reverse order: API, scheduler, discovery, queue (running backups are aborted and cleaned up). Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface DaemonOptions extends ServiceOptions {
+  /** Mandates to back up once right after start (the demo uses this). */
+  runOnStart?: string[];
+}
+
+export function createDaemon(options: DaemonOptions): Daemon {
+  // The scheduler's trigger reaches the queue only when a cron fires, after start().
+  const secrets = options.secrets ?? new SecretRegistry();
+  const logger = options.logger ?? createLogger({ level: options.config.log.level, format: options.config.log.format, secrets });
+  const scheduler: Scheduler = createScheduler({ trigger: (m) => queue.enqueue(m, 'schedule'), logger: logger.child({ component: 'scheduler' }) });
+  const services = createServices({ ...options, secrets, logger, onSnapshot: (s) => scheduler.update(s.mandates) });
+  const queue = createQueue({
+    concurrency: options.config.queue.concurrency,
+    run: (mandate, signal) => services.backup(mandate, signal),
+    logger: services.logger.child({ component: 'queue' }),
+  });
+  const api: ApiServer = createApiServer(createApi({ services, queue, scheduler }), options.config.api.socket);
+  let closing: Promise<void> | undefined;
+
+  return {
+    services,
+    queue,
+    scheduler,
+    async start() {
+      await api.start();
+      queue.start();
+      await services.discovery.start();
+      for (const m of options.runOnStart ?? []) queue.enqueue(m, 'startup');
+      services.logger.info({ socket: options.config.api.socket, mandates: services.discovery.current().mandates.length }, 'backer daemon started');
+    },
+    close() {
+      closing ??= (async () => {
+        services.logger.info('backer daemon stopping');
+        await api.close();
+        await scheduler.close();
+        await queue.close();
+        await services.close();
+        services.logger.info('backer daemon stopped');
+      })();
+      return closing;
+    },
+  };
+}

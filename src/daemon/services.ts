@@ -1,0 +1,102 @@
+import Docker from 'dockerode';
+import type { BackerConfig } from '../config/schema.js';
+import type { MandateSpec } from '../config/mandate-types.js';
+import { createDiscovery, type Discovery } from '../discovery/discovery.js';
+import { BackerError } from '../errors.js';
+import { createLogger, SecretRegistry, type Logger } from '../logging/logger.js';
+import { createMiddleware } from '../middleware/index.js';
+import type { Middleware } from '../middleware/types.js';
+import { runBackup, type BackupResult } from '../pipeline/run-backup.js';
+import { sources } from '../sources/index.js';
+import { createTarget } from '../targets/index.js';
+import type { Target } from '../targets/types.js';
+
+/** Everything a daemon or a one-shot command needs, built once from a validated config. */
+export interface Services {
+  config: BackerConfig;
+  configFile: string;
+  logger: Logger;
+  secrets: SecretRegistry;
+  docker: Docker | null;
+  targets: Map<string, Target>;
+  middleware: Map<string, Middleware>;
+  discovery: Discovery;
+  mandate(name: string): MandateSpec;
+  backup(name: string, signal: AbortSignal): Promise<BackupResult>;
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  config: BackerConfig;
+  configFile: string;
+  logger?: Logger;
+  secrets?: SecretRegistry;
+  onSnapshot?: Parameters<typeof createDiscovery>[0]['onSnapshot'];
+}
+
+/** Secrets that come from the config itself: scrubbed from logs from the first line on. */
+function registerConfigSecrets(config: BackerConfig, secrets: SecretRegistry): void {
+  for (const t of config.targets) if (t.type === 's3' && t.secret_access_key) secrets.add(t.secret_access_key);
+  for (const m of config.middleware) if (m.type === 'ccrypt') secrets.add(m.key);
+}
+
+export function createServices(options: ServiceOptions): Services {
+  const { config } = options;
+  const secrets = options.secrets ?? new SecretRegistry();
+  registerConfigSecrets(config, secrets);
+  const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, secrets });
+  const docker = config.docker.enabled ? new Docker({ socketPath: config.docker.socket_path }) : null;
+  const targets = new Map(config.targets.map((t) => [t.name, createTarget(t)]));
+  const middleware = new Map(config.middleware.map((m) => [m.name, createMiddleware(m)]));
+  const discovery = createDiscovery({
+    docker,
+    config,
+    configFile: options.configFile,
+    sources,
+    logger: logger.child({ component: 'discovery' }),
+    onSnapshot: options.onSnapshot ?? (() => undefined),
+  });
+
+  const mandate = (name: string): MandateSpec => {
+    const found = discovery.current().mandates.find((m) => m.name === name);
+    if (!found) {
+      const known = discovery.current().mandates.map((m) => m.name);
+      throw new BackerError('MANDATE_NOT_FOUND', `no mandate named ${name}; known: ${known.length ? known.join(', ') : 'none'}`, {
+        component: 'daemon',
+        details: { mandate: name },
+        permanent: true,
+      });
+    }
+    return found;
+  };
+
+  return {
+    config,
+    configFile: options.configFile,
+    logger,
+    secrets,
+    docker,
+    targets,
+    middleware,
+    discovery,
+    mandate,
+    backup(name, signal) {
+      if (!docker && mandate(name).source.container !== null) {
+        throw new BackerError('DOCKER_UNAVAILABLE', 'Docker discovery is disabled', { component: 'daemon', permanent: true });
+      }
+      return runBackup(mandate(name), {
+        sources,
+        targets,
+        middleware,
+        // Host sources never touch Docker; a client that is never used costs nothing.
+        docker: docker ?? new Docker({ socketPath: config.docker.socket_path }),
+        logger,
+        registerSecret: (v) => secrets.add(v),
+      }, signal);
+    },
+    async close() {
+      await discovery.close();
+      await Promise.all([...targets.values()].map((t) => t.close()));
+    },
+  };
+}

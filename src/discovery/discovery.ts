@@ -1,0 +1,137 @@
+import type Docker from 'dockerode';
+import type { Readable } from 'node:stream';
+import type { BackerConfig } from '../config/schema.js';
+import { describeError } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import type { SourceRegistry } from '../sources/registry.js';
+import { buildSnapshot, type Snapshot } from './snapshot.js';
+
+export interface DiscoveryOptions {
+  docker: Docker | null;
+  config: BackerConfig;
+  configFile: string;
+  sources: SourceRegistry;
+  logger: Logger;
+  onSnapshot(snapshot: Snapshot): void;
+  /** Full re-list even without events, in ms. Default 60000. */
+  resyncMs?: number;
+}
+
+export interface Discovery {
+  start(): Promise<void>;
+  current(): Snapshot;
+  /** Re-lists now; resolves with the (possibly unchanged) snapshot. */
+  refresh(): Promise<Snapshot>;
+  close(): Promise<void>;
+}
+
+const RELEVANT = new Set(['create', 'start', 'stop', 'die', 'destroy', 'rename', 'update', 'pause', 'unpause']);
+
+/**
+ * Level-triggered: any container event only schedules a full re-list; identical snapshots are
+ * dropped. Bad labels are reported once per change and never stop the daemon.
+ */
+export function createDiscovery(options: DiscoveryOptions): Discovery {
+  let snapshot: Snapshot = { mandates: [], problems: [], docker_error: null };
+  let fingerprint = '';
+  let events: Readable | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let debounce: NodeJS.Timeout | undefined;
+  let closed = false;
+  let inflight: Promise<Snapshot> | undefined;
+  let again = false;
+
+  const publish = (next: Snapshot): void => {
+    const fp = JSON.stringify(next);
+    if (fp === fingerprint) return;
+    const previousProblems = new Set(snapshot.problems.map((p) => `${p.where}: ${p.message}`));
+    fingerprint = fp;
+    snapshot = next;
+    for (const p of next.problems) {
+      if (!previousProblems.has(`${p.where}: ${p.message}`)) options.logger.error({ where: p.where }, `${p.where}: ${p.message}`);
+    }
+    if (next.docker_error) options.logger.warn({ err: next.docker_error }, 'Docker is not reachable; only static mandates without containers are available');
+    options.logger.info({ mandates: next.mandates.map((m) => m.name) }, 'mandates updated');
+    options.onSnapshot(next);
+  };
+
+  const refresh = (): Promise<Snapshot> => {
+    if (inflight) {
+      again = true;
+      return inflight;
+    }
+    inflight = (async () => {
+      try {
+        do {
+          again = false;
+          publish(await buildSnapshot(options.docker, options.config, options.sources, options.configFile));
+        } while (again && !closed);
+      } catch (err) {
+        options.logger.error({ err: describeError(err) }, 'discovery failed');
+      } finally {
+        inflight = undefined;
+      }
+      return snapshot;
+    })();
+    return inflight;
+  };
+
+  const schedule = (): void => {
+    if (closed || debounce) return;
+    debounce = setTimeout(() => {
+      debounce = undefined;
+      void refresh();
+    }, 250);
+  };
+
+  const subscribe = async (): Promise<void> => {
+    if (closed || !options.docker) return;
+    try {
+      const stream = (await options.docker.getEvents({ filters: { type: ['container'] } })) as unknown as Readable;
+      events = stream;
+      stream.on('data', (chunk: Buffer) => {
+        for (const line of chunk.toString().split('\n')) {
+          if (!line.trim()) continue;
+          try {
+            const event = JSON.parse(line) as { Action?: string };
+            if (event.Action && RELEVANT.has(event.Action.split(':')[0] ?? '')) schedule();
+          } catch {
+            schedule();
+          }
+        }
+      });
+      const reconnect = (): void => {
+        if (closed || events !== stream) return;
+        events = undefined;
+        setTimeout(() => void subscribe(), 2000).unref();
+        schedule();
+      };
+      stream.on('error', reconnect);
+      stream.on('end', reconnect);
+      stream.on('close', reconnect);
+    } catch (err) {
+      options.logger.warn({ err: describeError(err) }, 'cannot subscribe to Docker events; retrying');
+      setTimeout(() => void subscribe(), 5000).unref();
+    }
+  };
+
+  return {
+    async start() {
+      await subscribe();
+      await refresh();
+      timer = setInterval(() => void refresh(), options.resyncMs ?? 60_000);
+      timer.unref();
+    },
+    current: () => snapshot,
+    refresh,
+    async close() {
+      closed = true;
+      if (timer) clearInterval(timer);
+      if (debounce) clearTimeout(debounce);
+      const stream = events;
+      events = undefined;
+      stream?.destroy();
+      await inflight;
+    },
+  };
+}

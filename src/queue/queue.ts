@@ -1,0 +1,164 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { BackerError, describeError, errorCode } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import type { BackupResult } from '../pipeline/run-backup.js';
+import { createMemoryJobStore, TERMINAL_STATES, type Job, type JobStore, type JobTrigger } from './types.js';
+
+export interface QueueOptions {
+  /** Jobs running at once, across all mandates. Default 2. */
+  concurrency: number;
+  run(mandate: string, signal: AbortSignal): Promise<BackupResult>;
+  logger: Logger;
+  store?: JobStore;
+}
+
+export interface Queue {
+  /**
+   * Asks for a backup of `mandate`. While a job for it is still queued, the trigger is coalesced
+   * with that job (returned as is); while one runs, the new job waits for it.
+   */
+  enqueue(mandate: string, trigger: JobTrigger): Job;
+  get(id: string): Job | undefined;
+  list(filter?: { mandate?: string }): Job[];
+  /** Resolves with the job once it reached a terminal state. */
+  wait(id: string): Promise<Job>;
+  cancel(id: string): Job;
+  start(): void;
+  /** Stops taking jobs, cancels running ones and waits until their cleanup is done. Idempotent. */
+  close(): Promise<void>;
+}
+
+export function createQueue(options: QueueOptions): Queue {
+  const store = options.store ?? createMemoryJobStore();
+  const events = new EventEmitter();
+  const pending: string[] = [];
+  const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  const runningMandates = new Set<string>();
+  let started = false;
+  let closed = false;
+
+  const update = (job: Job, patch: Partial<Job>): Job => {
+    const next = { ...job, ...patch };
+    store.save(next);
+    events.emit('change', next);
+    return next;
+  };
+
+  const mustGet = (id: string): Job => {
+    const job = store.get(id);
+    if (!job) throw new BackerError('JOB_NOT_FOUND', `no job ${id}`, { component: 'queue', details: { job: id } });
+    return job;
+  };
+
+  const execute = async (job: Job, controller: AbortController): Promise<void> => {
+    let current = update(job, { state: 'running', started_at: new Date().toISOString() });
+    options.logger.info({ job: job.id, mandate: job.mandate, trigger: job.trigger }, 'job started');
+    try {
+      const result = await options.run(job.mandate, controller.signal);
+      current = update(current, {
+        state: controller.signal.aborted ? 'cancelled' : result.status,
+        result,
+        error: result.error,
+        finished_at: new Date().toISOString(),
+      });
+    } catch (err) {
+      current = update(current, {
+        state: controller.signal.aborted ? 'cancelled' : 'failed',
+        error: { code: errorCode(err), message: describeError(err) },
+        finished_at: new Date().toISOString(),
+      });
+    }
+    const log = current.state === 'succeeded' ? options.logger.info.bind(options.logger) : options.logger.error.bind(options.logger);
+    log({ job: job.id, mandate: job.mandate, state: current.state, error: current.error?.message }, `job ${current.state}`);
+  };
+
+  const pump = (): void => {
+    if (!started || closed) return;
+    for (let i = 0; i < pending.length && running.size < options.concurrency; ) {
+      const id = pending[i] as string;
+      const job = store.get(id);
+      if (!job || job.state !== 'queued') {
+        pending.splice(i, 1);
+        continue;
+      }
+      if (runningMandates.has(job.mandate)) {
+        i++;
+        continue;
+      }
+      pending.splice(i, 1);
+      const controller = new AbortController();
+      runningMandates.add(job.mandate);
+      const done = execute(job, controller).finally(() => {
+        running.delete(id);
+        runningMandates.delete(job.mandate);
+        pump();
+      });
+      running.set(id, { controller, done });
+    }
+  };
+
+  return {
+    enqueue(mandate, trigger) {
+      if (closed) throw new BackerError('INTERNAL', 'the queue is closed', { component: 'queue' });
+      const queued = pending.map((id) => store.get(id)).find((j) => j?.mandate === mandate && j.state === 'queued');
+      if (queued) return queued;
+      const job: Job = {
+        id: randomUUID(),
+        mandate,
+        trigger,
+        state: 'queued',
+        created_at: new Date().toISOString(),
+        started_at: null,
+        finished_at: null,
+        error: null,
+        result: null,
+      };
+      store.save(job);
+      pending.push(job.id);
+      events.emit('change', job);
+      pump();
+      return store.get(job.id) ?? job;
+    },
+    get: (id) => store.get(id),
+    list(filter) {
+      return store
+        .list()
+        .filter((j) => filter?.mandate === undefined || j.mandate === filter.mandate)
+        .sort((a, b) => b.created_at.localeCompare(a.created_at));
+    },
+    wait(id) {
+      const job = mustGet(id);
+      if (TERMINAL_STATES.has(job.state)) return Promise.resolve(job);
+      return new Promise((resolve) => {
+        const listener = (changed: Job): void => {
+          if (changed.id === id && TERMINAL_STATES.has(changed.state)) {
+            events.off('change', listener);
+            resolve(changed);
+          }
+        };
+        events.on('change', listener);
+      });
+    },
+    cancel(id) {
+      const job = mustGet(id);
+      if (job.state === 'queued') return update(job, { state: 'cancelled', finished_at: new Date().toISOString() });
+      running.get(id)?.controller.abort(new BackerError('JOB_CANCELLED', 'cancelled on request', { component: 'queue' }));
+      return mustGet(id);
+    },
+    start() {
+      started = true;
+      pump();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const id of pending.splice(0)) {
+        const job = store.get(id);
+        if (job?.state === 'queued') update(job, { state: 'cancelled', finished_at: new Date().toISOString() });
+      }
+      for (const r of running.values()) r.controller.abort(new BackerError('JOB_CANCELLED', 'Backer is shutting down', { component: 'queue' }));
+      await Promise.all([...running.values()].map((r) => r.done));
+    },
+  };
+}

@@ -1,0 +1,22 @@
+import type { Logger } from '../logging/logger.js';
+import { listBackups } from '../manifests/store.js';
+import type { Target } from '../targets/types.js';
+import { selectExpired, type RetentionPolicy } from './policy.js';
+
+/**
+ * Deletes the expired backups of one mandate on one target. The manifest goes first, so a
+ * backup stops existing before its artifact is touched; an artifact left behind by a failed
+ * delete is an orphan, never a backup that looks complete.
+ */
+export async function applyRetention(target: Target, mandate: string, policy: RetentionPolicy, logger: Logger): Promise<string[]> {
+  const { backups } = await listBackups(target, mandate);
+  const expired = selectExpired(backups.filter((b) => b.manifest.mandate === mandate), policy);
+  const deleted: string[] = [];
+  for (const backup of expired) {
+    await target.remove(backup.manifestKey);
+    await target.remove(backup.manifest.artifact.key);
+    deleted.push(backup.manifest.name);
+    logger.info({ target: target.name, mandate, backup: backup.manifest.name }, 'retention deleted backup');
+  }
+  return deleted;
+}

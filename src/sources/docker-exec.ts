@@ -1,0 +1,152 @@
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type Docker from 'dockerode';
+import { BackerError } from '../errors.js';
+
+/** Collects at most `limit` bytes of the end of a stream, for error messages and trailers. */
+export class TailBuffer {
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(private readonly limit: number) {}
+  push(chunk: Buffer): void {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    if (this.buf.length > this.limit) this.buf = this.buf.subarray(this.buf.length - this.limit);
+  }
+  toString(): string {
+    return this.buf.toString('utf8');
+  }
+}
+
+/**
+ * Demultiplexes Docker's attach protocol (8-byte frame headers) with real backpressure:
+ * stdout frames are pushed downstream, stderr frames go to a bounded tail buffer.
+ * (docker-modem's demuxStream ignores backpressure, which would buffer a whole dump in memory
+ * behind a slow target.)
+ */
+class DemuxStream extends Transform {
+  private pending: Buffer = Buffer.alloc(0);
+  constructor(private readonly stderr: TailBuffer) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (this.pending.length >= 8) {
+      const type = this.pending.readUInt8(0);
+      const length = this.pending.readUInt32BE(4);
+      if (this.pending.length < 8 + length) break;
+      const payload = this.pending.subarray(8, 8 + length);
+      this.pending = this.pending.subarray(8 + length);
+      if (type === 2) this.stderr.push(payload);
+      else if (type === 1) this.push(payload);
+    }
+    callback();
+  }
+}
+
+export interface ExecOptions {
+  cmd: string[];
+  /** `NAME=value` entries: the only way credentials reach the tool (never argv). */
+  env?: string[];
+  user?: string;
+  signal?: AbortSignal;
+}
+
+export interface ExecHandle {
+  /** The tool's stdout. */
+  stdout: Readable;
+  /** Resolves once the process has exited (call after stdout ended). */
+  result(): Promise<{ exitCode: number; stderr: string }>;
+}
+
+export interface ContainerInfo {
+  name: string;
+  image: string;
+  env: Record<string, string>;
+  user: string;
+}
+
+function statusCode(err: unknown): number | undefined {
+  const code = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export function envToRecord(env: string[] | null | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of env ?? []) {
+    const i = entry.indexOf('=');
+    if (i > 0) out[entry.slice(0, i)] = entry.slice(i + 1);
+  }
+  return out;
+}
+
+/** Inspects a container and requires it to be running. */
+export async function runningContainer(docker: Docker, name: string, component: string): Promise<ContainerInfo> {
+  let info: Docker.ContainerInspectInfo;
+  try {
+    info = await docker.getContainer(name).inspect();
+  } catch (err) {
+    if (statusCode(err) === 404) {
+      throw new BackerError('CONTAINER_NOT_FOUND', `container ${name} does not exist`, { component, details: { container: name }, cause: err });
+    }
+    throw new BackerError('DOCKER_UNAVAILABLE', `cannot inspect container ${name}`, { component, details: { container: name }, cause: err });
+  }
+  if (!info.State.Running) {
+    throw new BackerError('CONTAINER_NOT_RUNNING', `container ${name} is not running (${info.State.Status})`, {
+      component,
+      details: { container: name },
+    });
+  }
+  return { name, image: info.Config.Image, env: envToRecord(info.Config.Env), user: info.Config.User };
+}
+
+export async function execStream(docker: Docker, container: string, options: ExecOptions, component: string): Promise<ExecHandle> {
+  const stderr = new TailBuffer(8192);
+  let exec: Docker.Exec;
+  let raw: NodeJS.ReadWriteStream;
+  try {
+    exec = await docker.getContainer(container).exec({
+      Cmd: options.cmd,
+      Env: options.env ?? [],
+      User: options.user ?? '',
+      AttachStdout: true,
+      AttachStderr: true,
+      AttachStdin: false,
+      Tty: false,
+    });
+    raw = (await exec.start({ hijack: true, stdin: false, abortSignal: options.signal })) as NodeJS.ReadWriteStream;
+  } catch (err) {
+    const code = statusCode(err);
+    if (code === 404) throw new BackerError('CONTAINER_NOT_FOUND', `container ${container} does not exist`, { component, details: { container }, cause: err });
+    if (code === 409 || code === 500) {
+      throw new BackerError('CONTAINER_NOT_RUNNING', `container ${container} is not running`, { component, details: { container }, cause: err });
+    }
+    throw new BackerError('DOCKER_UNAVAILABLE', `cannot run ${options.cmd[0] ?? ''} in container ${container}`, { component, details: { container }, cause: err });
+  }
+  const demux = new DemuxStream(stderr);
+  const stdout = pipeline(raw as unknown as Readable, demux, () => undefined);
+  return {
+    stdout,
+    async result() {
+      // The stream can end a moment before the engine records the exit code.
+      for (let i = 0; i < 100; i++) {
+        const state = await exec.inspect();
+        if (!state.Running && state.ExitCode !== null) return { exitCode: state.ExitCode, stderr: stderr.toString() };
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return { exitCode: -1, stderr: stderr.toString() };
+    },
+  };
+}
+
+/** Runs a short command to completion and returns its output (for probes and File: secrets). */
+export async function execCapture(
+  docker: Docker,
+  container: string,
+  options: ExecOptions,
+  component: string,
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const handle = await execStream(docker, container, options, component);
+  const chunks: Buffer[] = [];
+  for await (const chunk of handle.stdout) chunks.push(chunk as Buffer);
+  const { exitCode, stderr } = await handle.result();
+  return { exitCode, stdout: Buffer.concat(chunks).toString('utf8'), stderr };
+}

@@ -1,0 +1,226 @@
+/**
+ * S3 (and S3-compatible) target: object key = `prefix + key`. Artifacts stream through a
+ * multipart upload (memory ≈ part_size_mb × queue_size); an object only exists once the upload
+ * completes, and a failed or cancelled upload is aborted so no parts are left behind.
+ */
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  paginateListObjectsV2,
+  type PutObjectCommandInput,
+  type ServerSideEncryption,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { PassThrough, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { S3TargetConfig } from '../config/schema.js';
+import { BackerError, type ErrorCode } from '../errors.js';
+import type { ObjectInfo, Target, WriteOptions } from './types.js';
+
+const MIB = 1024 * 1024;
+const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+
+function s3Error(err: unknown): { name?: string; status?: number } {
+  if (err instanceof S3ServiceException) return { name: err.name, status: err.$metadata.httpStatusCode };
+  return {};
+}
+
+export function createS3Target(config: S3TargetConfig): Target {
+  const component = `target ${config.name}`;
+  const client = new S3Client({
+    region: config.region,
+    endpoint: config.endpoint,
+    forcePathStyle: config.force_path_style,
+    // Without explicit keys the SDK's default chain applies (env, profile, instance role).
+    credentials:
+      config.access_key_id !== undefined && config.secret_access_key !== undefined
+        ? { accessKeyId: config.access_key_id, secretAccessKey: config.secret_access_key }
+        : undefined,
+  });
+  const bucket = config.bucket;
+  const s3Key = (key: string): string => config.prefix + key;
+  const encryption = config.server_side_encryption as ServerSideEncryption | undefined;
+
+  // Messages and details name the target, bucket-relative key and codes only: never credentials.
+  const fail = (code: ErrorCode, message: string, key: string, cause?: unknown, extra?: Record<string, unknown>): BackerError =>
+    new BackerError(code, message, {
+      component,
+      details: { target: config.name, key, ...extra },
+      cause,
+      permanent: code === 'JOB_CANCELLED' || code === 'BACKUP_NOT_FOUND',
+    });
+
+  /** Best-effort removal of whatever a failed write may have produced; returns what it could not clean. */
+  async function undoWrite(key: string, uploadId: string | undefined, completed: boolean): Promise<Record<string, unknown>> {
+    if (completed) {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: s3Key(key) })).catch(() => undefined);
+      return {};
+    }
+    if (uploadId === undefined) return {};
+    // lib-storage already tried this (leavePartsOnError: false); repeating it covers a transient
+    // failure of that attempt. NoSuchUpload means the first one worked.
+    try {
+      await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: s3Key(key), UploadId: uploadId }));
+      return {};
+    } catch (err) {
+      if (s3Error(err).name === 'NoSuchUpload') return {};
+      // Left for the bucket's AbortIncompleteMultipartUpload lifecycle rule; named so it can be found.
+      return { abandoned_upload_id: uploadId };
+    }
+  }
+
+  async function exists(key: string): Promise<boolean> {
+    return (await statKey(key)) !== undefined;
+  }
+
+  async function statKey(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: s3Key(key) }));
+      return { key, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0) };
+    } catch (err) {
+      const { name, status } = s3Error(err);
+      if (name === 'NotFound' || name === 'NoSuchKey' || status === 404) return undefined;
+      throw fail('TARGET_READ_FAILED', `could not stat "${key}"`, key, err);
+    }
+  }
+
+  return {
+    name: config.name,
+    type: 's3',
+
+    async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
+      // Cancelling destroys the source through the pipeline's signal; lib-storage then stops, waits
+      // for parts in flight and aborts the multipart upload before done() settles. upload.abort() is
+      // deliberately not used: it makes done() reject at once while a part, the abort request or a
+      // single PutObject may still be in flight, so "rejected" would not yet mean "nothing stored".
+      const uploadFailed = new AbortController();
+      const pass = new PassThrough();
+      let upload: Upload;
+      try {
+        upload = new Upload({
+          client,
+          params: {
+            Bucket: bucket,
+            Key: s3Key(key),
+            Body: pass,
+            ContentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
+            StorageClass: config.storage_class as StorageClass | undefined,
+            ServerSideEncryption: encryption,
+          },
+          partSize: config.part_size_mb * MIB,
+          queueSize: config.queue_size,
+          leavePartsOnError: false,
+        });
+      } catch (err) {
+        body.destroy();
+        throw fail('TARGET_WRITE_FAILED', `could not start uploading "${key}"`, key, err);
+      }
+      let fed = false;
+      const feeding = pipeline(body, pass, { signal: AbortSignal.any([options.signal, uploadFailed.signal]) }).finally(() => {
+        fed = true;
+      });
+      // A failed upload stops reading; without this the source would block on backpressure forever.
+      const uploading = upload.done().catch((err: unknown) => {
+        if (!fed) uploadFailed.abort(err);
+        throw err;
+      });
+      const [feed, up] = await Promise.allSettled([feeding, uploading]);
+      if (feed.status === 'fulfilled' && up.status === 'fulfilled' && !options.signal.aborted) return;
+
+      // A cancel that lands after the upload completed still means "no backup": the object is removed.
+      const extra = await undoWrite(key, upload.uploadId, up.status === 'fulfilled');
+      if (options.signal.aborted) {
+        throw fail('JOB_CANCELLED', `writing "${key}" was cancelled`, key, options.signal.reason, extra);
+      }
+      const sourceFailed = feed.status === 'rejected' && !uploadFailed.signal.aborted;
+      const cause = sourceFailed ? feed.reason : up.status === 'rejected' ? up.reason : undefined;
+      throw fail('TARGET_WRITE_FAILED', `could not upload "${key}" to bucket ${bucket}`, key, cause, extra);
+    },
+
+    async writeOnce(key: string, data: Buffer, options?: { contentType?: string }): Promise<void> {
+      const refused = (cause?: unknown): BackerError =>
+        new BackerError('TARGET_WRITE_FAILED', `"${key}" already exists and is not overwritten`, {
+          component,
+          details: { target: config.name, key },
+          cause,
+          permanent: true,
+        });
+      // IfNoneMatch makes the put conditional where the server supports it (AWS S3, MinIO, ...).
+      // s3rver 3.x and some other servers silently ignore the header, so a HEAD comes first: that
+      // catches every overwrite there except a race between two writers of the same manifest.
+      // StorageClass is not applied: a manifest must stay cheap and instantly readable.
+      if (await exists(key)) throw refused();
+      const input: PutObjectCommandInput = {
+        Bucket: bucket,
+        Key: s3Key(key),
+        Body: data,
+        ContentType: options?.contentType ?? 'application/json',
+        ServerSideEncryption: encryption,
+        IfNoneMatch: '*',
+      };
+      try {
+        try {
+          await client.send(new PutObjectCommand(input));
+        } catch (err) {
+          // Servers that reject conditional writes outright: the HEAD above is all they allow.
+          if (s3Error(err).status !== 501) throw err;
+          await client.send(new PutObjectCommand({ ...input, IfNoneMatch: undefined }));
+        }
+      } catch (err) {
+        const { name, status } = s3Error(err);
+        if (status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict') throw refused(err);
+        throw fail('TARGET_WRITE_FAILED', `could not write "${key}" to bucket ${bucket}`, key, err);
+      }
+    },
+
+    async read(key: string): Promise<Readable> {
+      try {
+        const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: s3Key(key) }));
+        if (out.Body instanceof Readable) return out.Body;
+        throw new Error('response body is not a Node stream');
+      } catch (err) {
+        if (s3Error(err).name === 'NoSuchKey') throw fail('BACKUP_NOT_FOUND', `"${key}" does not exist`, key, err);
+        throw fail('TARGET_READ_FAILED', `could not read "${key}" from bucket ${bucket}`, key, err);
+      }
+    },
+
+    async list(prefix: string): Promise<ObjectInfo[]> {
+      const out: ObjectInfo[] = [];
+      try {
+        for await (const page of paginateListObjectsV2({ client }, { Bucket: bucket, Prefix: s3Key(prefix) })) {
+          for (const object of page.Contents ?? []) {
+            const full = object.Key;
+            // Keys ending in "/" are folder placeholders made by consoles, not objects of ours.
+            if (full === undefined || !full.startsWith(config.prefix) || full.endsWith('/')) continue;
+            out.push({ key: full.slice(config.prefix.length), size: object.Size ?? 0, modified: object.LastModified ?? new Date(0) });
+          }
+        }
+      } catch (err) {
+        throw fail('TARGET_READ_FAILED', `could not list "${prefix}" in bucket ${bucket}`, prefix, err);
+      }
+      return out;
+    },
+
+    stat: statKey,
+
+    async remove(key: string): Promise<void> {
+      try {
+        // S3 answers 204 for a missing key as well, which is what the contract wants.
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: s3Key(key) }));
+      } catch (err) {
+        if (s3Error(err).name === 'NoSuchKey') return;
+        throw fail('TARGET_WRITE_FAILED', `could not remove "${key}" from bucket ${bucket}`, key, err);
+      }
+    },
+
+    async close(): Promise<void> {
+      client.destroy();
+    },
+  };
+}

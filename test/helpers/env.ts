@@ -1,0 +1,99 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { inject } from 'vitest';
+import { loadConfigOrThrow } from '../../src/config/load.js';
+import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import { createLogger, SecretRegistry } from '../../src/logging/logger.js';
+
+export const CCRYPT_KEY = 'correct-horse-battery-staple-42';
+
+export function s3Client(): S3Client {
+  const s3 = inject('s3');
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+}
+
+export async function createBucket(name: string): Promise<void> {
+  const client = s3Client();
+  await client.send(new CreateBucketCommand({ Bucket: name }));
+  client.destroy();
+}
+
+export interface TestEnv {
+  dir: string;
+  configPath: string;
+  bucket: string;
+  logs: string[];
+}
+
+/**
+ * A config with a local and an S3 target, gzip and ccrypt middleware, pointing at the private
+ * Docker engine. `extra` is appended to the YAML (e.g. static mandates).
+ */
+export async function createTestEnv(label: string, extra = ''): Promise<TestEnv> {
+  const dir = await mkdtemp(join(tmpdir(), `bk-${label}-`));
+  const bucket = `bk-${label}-${Math.random().toString(36).slice(2, 8)}`.toLowerCase();
+  await createBucket(bucket);
+  const s3 = inject('s3');
+  const yaml = `
+data_dir: ${dir}/data
+log:
+  level: debug
+docker:
+  socket_path: ${inject('dockerHost').replace(/^unix:\/\//, '')}
+queue:
+  concurrency: 2
+targets:
+  - name: local
+    type: local
+    path: ${dir}/backups
+    default: true
+  - name: s3
+    type: s3
+    bucket: ${bucket}
+    prefix: backer/
+    endpoint: ${s3.endpoint}
+    region: ${s3.region}
+    force_path_style: true
+    access_key_id: ${s3.accessKeyId}
+    secret_access_key: \${TEST_S3_SECRET}
+    part_size_mb: 5
+middleware:
+  - name: compression
+    type: gzip
+    level: 6
+  - name: encryption
+    type: ccrypt
+    key: \${TEST_CCRYPT_KEY}
+${extra}`;
+  const configPath = join(dir, 'backer.yml');
+  await writeFile(configPath, yaml);
+  return { dir, configPath, bucket, logs: [] };
+}
+
+export function testProcessEnv(): Record<string, string> {
+  return { ...(process.env as Record<string, string>), TEST_S3_SECRET: inject('s3').secretAccessKey, TEST_CCRYPT_KEY: CCRYPT_KEY };
+}
+
+/** An in-process daemon whose log lines are captured in env.logs. */
+export async function startDaemon(env: TestEnv): Promise<Daemon> {
+  const config = await loadConfigOrThrow(env.configPath, testProcessEnv());
+  const secrets = new SecretRegistry();
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      env.logs.push(chunk.toString());
+      cb();
+    },
+  });
+  const logger = createLogger({ level: 'debug', secrets, destination });
+  const daemon = createDaemon({ config, configFile: env.configPath, logger, secrets });
+  await daemon.start();
+  return daemon;
+}

@@ -1,0 +1,180 @@
+import {
+  CreateBucketCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  type ListMultipartUploadsCommandOutput,
+} from '@aws-sdk/client-s3';
+import { randomUUID } from 'node:crypto';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { S3TargetConfig } from '../../src/config/schema.js';
+import { BackerError, describeError } from '../../src/errors.js';
+import { createS3Target } from '../../src/targets/s3.js';
+import type { Target } from '../../src/targets/types.js';
+import { describeTargetSuite, generatedSource, MIB, rejectionCode, sha256Of } from './suite.js';
+
+const s3 = inject('s3');
+const bucket = `backer-${randomUUID().slice(0, 8)}`;
+
+function config(overrides: Partial<S3TargetConfig> = {}): S3TargetConfig {
+  return {
+    name: 'bucket',
+    type: 's3',
+    default: false,
+    bucket,
+    prefix: `suite-${randomUUID()}/`,
+    endpoint: s3.endpoint,
+    region: s3.region,
+    force_path_style: true,
+    access_key_id: s3.accessKeyId,
+    secret_access_key: s3.secretAccessKey,
+    // The S3 minimum, so a few MiB already make a multipart upload.
+    part_size_mb: 5,
+    queue_size: 2,
+    ...overrides,
+  };
+}
+
+const raw = new S3Client({
+  endpoint: s3.endpoint,
+  region: s3.region,
+  forcePathStyle: true,
+  credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+});
+
+interface Seen {
+  method: string;
+  url: string;
+  status: number;
+}
+
+/** Forwards to s3rver and records each request, to see what the SDK actually sent. */
+async function recordingProxy(): Promise<{ endpoint: string; seen: Seen[]; close(): Promise<void> }> {
+  const upstream = new URL(s3.endpoint);
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    // Headers go through untouched (Host included), so the SigV4 signature still matches.
+    const out = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', status: up.statusCode ?? 0 });
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+beforeAll(async () => {
+  await raw.send(new CreateBucketCommand({ Bucket: bucket }));
+});
+afterAll(() => {
+  raw.destroy();
+});
+
+describeTargetSuite('s3', async () => ({ target: createS3Target(config()), cleanup: async () => undefined }));
+
+describe('s3 target specifics', () => {
+  let proxy: Awaited<ReturnType<typeof recordingProxy>>;
+  let target: Target;
+  let prefix: string;
+
+  beforeAll(async () => {
+    proxy = await recordingProxy();
+    prefix = `pfx-${randomUUID()}/deep/`;
+    target = createS3Target(config({ endpoint: proxy.endpoint, prefix }));
+  });
+  afterAll(async () => {
+    await target.close();
+    await proxy.close();
+  });
+
+  it('uploads a 17 MiB artifact in several parts and reads it back identically', async () => {
+    const source = generatedSource(17 * MIB);
+    await target.write('m/big.bin', source.stream, { signal: new AbortController().signal });
+    const parts = proxy.seen.filter((r) => r.method === 'PUT' && r.url.includes('/m/big.bin?') && r.url.includes('partNumber='));
+    expect(parts.map((p) => p.status)).toEqual([200, 200, 200, 200]);
+    expect((await target.stat('m/big.bin'))?.size).toBe(17 * MIB);
+    expect(await sha256Of(await target.read('m/big.bin'))).toBe(source.sha256());
+  });
+
+  it('stores objects under the prefix and lists them without it', async () => {
+    await target.writeOnce('m/manifest.json', Buffer.from('{}'));
+    const top = prefix.split('/')[0] ?? '';
+    // Neighbours of the prefix that the target must not see.
+    await raw.send(new PutObjectCommand({ Bucket: bucket, Key: `${top}/outside.bin`, Body: 'x' }));
+    await raw.send(new PutObjectCommand({ Bucket: bucket, Key: `${top}/deeper/m/x.bin`, Body: 'x' }));
+    const listed = await raw.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${top}/` }));
+    expect(listed.Contents?.map((o) => o.Key)).toContain(`${prefix}m/manifest.json`);
+    expect((await target.list('m/')).map((o) => o.key)).toEqual(['m/big.bin', 'm/manifest.json']);
+    expect((await target.list('')).map((o) => o.key)).toEqual(['m/big.bin', 'm/manifest.json']);
+  });
+
+  it('aborts the multipart upload of a cancelled write', async () => {
+    const controller = new AbortController();
+    const partDone = (): boolean => proxy.seen.some((r) => r.url.includes('/m/cancelled.bin?') && r.url.includes('partNumber=1'));
+    const source = generatedSource(Number.POSITIVE_INFINITY, {
+      onBytes: () => {
+        // Cancel only once a part is stored, so there is a real multipart upload to clean up.
+        if (partDone() && !controller.signal.aborted) controller.abort(new Error('test cancel'));
+      },
+    });
+    const written = target.write('m/cancelled.bin', source.stream, { signal: controller.signal });
+    expect(await rejectionCode(written)).toBe('JOB_CANCELLED');
+
+    const uploadId = new URL(proxy.seen.find((r) => r.url.includes('/m/cancelled.bin?') && r.url.includes('partNumber=1'))?.url ?? '', proxy.endpoint).searchParams.get('uploadId');
+    expect(uploadId).toBeTruthy();
+    const aborts = proxy.seen.filter((r) => r.method === 'DELETE' && r.url.includes(`uploadId=${uploadId}`));
+    expect(aborts.length).toBeGreaterThan(0);
+    expect(await target.stat('m/cancelled.bin')).toBeUndefined();
+    expect((await target.list('m/')).map((o) => o.key)).not.toContain('m/cancelled.bin');
+
+    // s3rver 3.7.1 implements neither ListMultipartUploads (501 NotImplemented) nor
+    // AbortMultipartUpload (405): above, the test proves the abort was sent; on a server that
+    // can answer, it also checks that nothing is left.
+    const pending = await raw
+      .send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}m/cancelled.bin` }))
+      .catch((err: unknown): ListMultipartUploadsCommandOutput | undefined => {
+        if (err instanceof S3ServiceException && err.name === 'NotImplemented') return undefined;
+        throw err;
+      });
+    if (pending) expect(pending.Uploads ?? []).toEqual([]);
+  });
+
+  it('never puts credentials into errors', async () => {
+    // s3rver does not verify SigV4 signatures, so an unknown key id is what makes it refuse.
+    const secret = `not-the-secret-${randomUUID()}`;
+    const wrong = createS3Target(config({ access_key_id: 'UNKNOWNKEY', secret_access_key: secret }));
+    try {
+      const err = await wrong.write('x.bin', Readable.from([Buffer.from('x')]), { signal: new AbortController().signal }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BackerError);
+      const backerError = err as BackerError;
+      expect(backerError.code).toBe('TARGET_WRITE_FAILED');
+      expect(backerError.component).toBe('target bucket');
+      expect(backerError.details).toMatchObject({ target: 'bucket', key: 'x.bin' });
+      expect(JSON.stringify(backerError.toJSON())).not.toContain(secret);
+      expect(describeError(backerError)).not.toContain(secret);
+      expect(await rejectionCode(wrong.read('x.bin'))).toBe('TARGET_READ_FAILED');
+    } finally {
+      await wrong.close();
+    }
+  });
+});
