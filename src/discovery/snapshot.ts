@@ -19,17 +19,17 @@ interface ContainerFacts {
   env: Record<string, string>;
 }
 
-async function listContainers(docker: Docker): Promise<ContainerFacts[]> {
+async function listContainers(docker: Docker, named: ReadonlySet<string>): Promise<ContainerFacts[]> {
   const summaries = await docker.listContainers({ all: true });
   const out: ContainerFacts[] = [];
   for (const s of summaries) {
     const name = (s.Names[0] ?? s.Id).replace(/^\//, '');
     const labels = s.Labels ?? {};
-    if (!Object.keys(labels).some((k) => k.startsWith('backer.'))) {
+    if (!named.has(name) && !Object.keys(labels).some((k) => k.startsWith('backer.'))) {
       out.push({ name, labels, env: {} });
       continue;
     }
-    // Only labelled containers are inspected: their environment resolves Env: references.
+    // Only labelled containers and those of static mandates are inspected: their environment resolves Env: references.
     const info = await docker.getContainer(s.Id).inspect().catch(() => undefined);
     out.push({ name, labels, env: envToRecord(info?.Config.Env) });
   }
@@ -43,11 +43,14 @@ async function listContainers(docker: Docker): Promise<ContainerFacts[]> {
  */
 export async function buildSnapshot(docker: Docker | null, config: BackerConfig, sources: SourceRegistry, configFile: string): Promise<Snapshot> {
   const problems: ConfigProblem[] = [];
+  const staticContainers = new Set(
+    Object.values(config.mandates).map((m) => m.container).filter((c): c is string => c !== undefined),
+  );
   let containers: ContainerFacts[] = [];
   let dockerError: string | null = null;
   if (docker) {
     try {
-      containers = await listContainers(docker);
+      containers = await listContainers(docker, staticContainers);
     } catch (err) {
       dockerError = describeError(err);
     }
@@ -55,9 +58,6 @@ export async function buildSnapshot(docker: Docker | null, config: BackerConfig,
     dockerError = 'Docker discovery is disabled (docker.enabled: false)';
   }
   const byName = new Map(containers.map((c) => [c.name, c]));
-  const staticContainers = new Set(
-    Object.values(config.mandates).map((m) => m.container).filter((c): c is string => c !== undefined),
-  );
   const mandates = new Map<string, MandateSpec>();
 
   for (const c of containers) {

@@ -59,8 +59,11 @@ export function createS3Target(config: S3TargetConfig): Target {
   /** Best-effort removal of whatever a failed write may have produced; returns what it could not clean. */
   async function undoWrite(key: string, uploadId: string | undefined, completed: boolean): Promise<Record<string, unknown>> {
     if (completed) {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: s3Key(key) })).catch(() => undefined);
-      return {};
+      const removed = await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: s3Key(key) })).then(
+        () => true,
+        () => false,
+      );
+      return removed ? {} : { cleanup_failed: true };
     }
     if (uploadId === undefined) return {};
     // lib-storage already tried this (leavePartsOnError: false); repeating it covers a transient
@@ -73,10 +76,6 @@ export function createS3Target(config: S3TargetConfig): Target {
       // Left for the bucket's AbortIncompleteMultipartUpload lifecycle rule; named so it can be found.
       return { abandoned_upload_id: uploadId };
     }
-  }
-
-  async function exists(key: string): Promise<boolean> {
-    return (await statKey(key)) !== undefined;
   }
 
   async function statKey(key: string): Promise<ObjectInfo | undefined> {
@@ -139,7 +138,7 @@ export function createS3Target(config: S3TargetConfig): Target {
         throw fail('JOB_CANCELLED', `writing "${key}" was cancelled`, key, options.signal.reason, extra);
       }
       const sourceFailed = feed.status === 'rejected' && !uploadFailed.signal.aborted;
-      const cause = sourceFailed ? feed.reason : up.status === 'rejected' ? up.reason : undefined;
+      const cause: unknown = sourceFailed ? feed.reason : up.status === 'rejected' ? up.reason : undefined;
       throw fail('TARGET_WRITE_FAILED', `could not upload "${key}" to bucket ${bucket}`, key, cause, extra);
     },
 
@@ -155,7 +154,10 @@ export function createS3Target(config: S3TargetConfig): Target {
       // s3rver 3.x and some other servers silently ignore the header, so a HEAD comes first: that
       // catches every overwrite there except a race between two writers of the same manifest.
       // StorageClass is not applied: a manifest must stay cheap and instantly readable.
-      if (await exists(key)) throw refused();
+      const present = await statKey(key).catch((err: unknown) => {
+        throw fail('TARGET_WRITE_FAILED', `could not check whether "${key}" exists in bucket ${bucket}`, key, err);
+      });
+      if (present !== undefined) throw refused();
       const input: PutObjectCommandInput = {
         Bucket: bucket,
         Key: s3Key(key),
@@ -219,8 +221,9 @@ export function createS3Target(config: S3TargetConfig): Target {
       }
     },
 
-    async close(): Promise<void> {
+    close(): Promise<void> {
       client.destroy();
+      return Promise.resolve();
     },
   };
 }

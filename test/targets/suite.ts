@@ -73,16 +73,17 @@ function signal(): AbortSignal {
 
 export function describeTargetSuite(label: string, make: () => Promise<{ target: Target; cleanup(): Promise<void> }>): void {
   describe(`target suite: ${label}`, () => {
+    let made: { target: Target; cleanup(): Promise<void> };
     let target: Target;
-    let cleanup: () => Promise<void>;
     let base: string;
 
     beforeAll(async () => {
-      ({ target, cleanup } = await make());
+      made = await make();
+      target = made.target;
     });
     afterAll(async () => {
       await target.close();
-      await cleanup();
+      await made.cleanup();
     });
     // Vitest runs the tests of one file in order; a fresh prefix per test keeps them apart.
     const fresh = (): string => (base = `t-${randomUUID()}`);
