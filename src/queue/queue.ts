@@ -122,9 +122,11 @@ export function createQueue(options: QueueOptions): Queue {
     },
     get: (id) => store.get(id),
     list(filter) {
+      // Reversed creation order first: the sort is stable, so jobs created in the same millisecond stay newest first.
       return store
         .list()
         .filter((j) => filter?.mandate === undefined || j.mandate === filter.mandate)
+        .reverse()
         .sort((a, b) => b.created_at.localeCompare(a.created_at));
     },
     wait(id) {

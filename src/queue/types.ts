@@ -25,6 +25,7 @@ export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['succeeded', 'fai
 export interface JobStore {
   save(job: Job): void;
   get(id: string): Job | undefined;
+  /** Every job, oldest created first. */
   list(): Job[];
 }
 
@@ -32,7 +33,7 @@ export function createMemoryJobStore(limit = 1000): JobStore {
   const jobs = new Map<string, Job>();
   return {
     save(job) {
-      jobs.delete(job.id);
+      // Map.set keeps an existing key in place: the map stays in creation order.
       jobs.set(job.id, job);
       // Forget the oldest finished jobs beyond the limit; never a queued or running one.
       for (const [id, j] of jobs) {

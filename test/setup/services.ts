@@ -4,7 +4,7 @@
  * Everything started here is stopped by process id.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, chmod, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rm, symlink, chmod, writeFile } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +69,8 @@ export async function startDockerd(baseDir?: string): Promise<DockerService> {
   child.unref();
   const pid = child.pid;
   if (pid === undefined) throw new Error('dockerd did not start (is docker.io installed?)');
+  // CI's safety net: it stops these by pid even if the test run itself is killed.
+  if (process.env.BACKER_TEST_PIDS) await appendFile(process.env.BACKER_TEST_PIDS, `${pid}\n`);
   await waitFor(async () => docker(host, ['info']).then(() => true, () => false), 60_000, `dockerd (log: ${dir}/dockerd.log)`);
   return {
     host,
