@@ -90,6 +90,10 @@ describe('backer CLI', () => {
       for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
       expect(existsSync(socket)).toBe(true);
 
+      const second = await cli(['daemon', '--config', env.configPath], extraEnv());
+      expect(second.code).toBe(2);
+      expect(second.stderr).toMatch(/another Backer daemon is already listening/);
+
       const backup = await cli(['backup', 'static-shop', '--wait', '--config', env.configPath], extraEnv());
       expect(backup.stdout).toMatch(/succeeded/);
       expect(backup.code).toBe(0);

@@ -1,8 +1,22 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
+import { BackerError } from '../errors.js';
+
+/** Whether something accepts connections on the socket (a live daemon, not a stale file). */
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(socketPath);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
 
 export interface ApiServer {
   start(): Promise<void>;
@@ -16,6 +30,12 @@ export function createApiServer(app: Hono, socketPath: string): ApiServer {
   return {
     async start() {
       await mkdir(dirname(socketPath), { recursive: true });
+      if (await answers(socketPath)) {
+        throw new BackerError('CONFIG_INVALID', `another Backer daemon is already listening on ${socketPath}`, {
+          component: 'api',
+          details: { socket: socketPath },
+        });
+      }
       // A socket file left by a crashed daemon would make listen fail with EADDRINUSE.
       await rm(socketPath, { force: true });
       await new Promise<void>((resolve, reject) => {

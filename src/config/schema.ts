@@ -123,6 +123,16 @@ export const queueConfigSchema = z
   })
   .strict();
 
+export const volumeConfigSchema = z
+  .object({
+    /**
+     * Image of the short-lived helper container that mounts a container's volumes read-only and
+     * streams them as tar (it needs `tar` on its PATH). Default: busybox:stable.
+     */
+    helper_image: z.string().min(1).default('busybox:stable'),
+  })
+  .strict();
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -226,6 +236,8 @@ export const configSchema = z
     api: apiConfigSchema.default({}),
     /** Default: concurrency 2. */
     queue: queueConfigSchema.default({}),
+    /** Options of the volume source. Default: helper image busybox:stable. */
+    volume: volumeConfigSchema.default({}),
     /** Where backups are stored. Default: none. */
     targets: z.array(targetSchema).default([]),
     /** Transforms mandates can apply, by name. Default: none. */
