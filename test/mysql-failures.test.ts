@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import type { Daemon } from '../src/daemon/daemon.js';
+import { createTarget } from '../src/targets/index.js';
 import { CCRYPT_KEY, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
 import { ROOT_PASSWORD, sql, startMariaDb } from './helpers/mariadb.js';
 import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
@@ -70,4 +71,25 @@ it('fails a dump killed mid-way: failed job, no manifest, nothing left on the ta
   const s3 = await daemon.services.targets.get('s3')?.list('big-db/');
   expect(s3?.filter((o) => o.key.endsWith('.manifest.json'))).toHaveLength(1);
   expect(s3).toHaveLength(2);
+});
+
+it('stops cleanly mid-backup: the job is cancelled and nothing half-written is left', async () => {
+  const before = (await readdir(join(env.dir, 'backups', 'big-db'))).sort();
+  const s3Before = await daemon.services.targets.get('s3')?.list('big-db/');
+  const job = daemon.queue.enqueue('big-db', 'api');
+  for (let i = 0; i < 2000; i++) {
+    if ((await allCommandLines()).some((p) => p.argv.startsWith('mariadb-dump') && p.argv.includes('--databases'))) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  await daemon.close();
+  const done = daemon.queue.get(job.id);
+  expect(done?.state).toBe('cancelled');
+  expect((await readdir(join(env.dir, 'backups', 'big-db'))).sort()).toEqual(before);
+  // The daemon closed its S3 client: list through a fresh one.
+  const s3Config = daemon.services.config.targets.find((t) => t.name === 's3');
+  if (!s3Config) throw new Error('no s3 target');
+  const fresh = createTarget(s3Config);
+  expect((await fresh.list('big-db/')).map((o) => o.key).sort()).toEqual((s3Before ?? []).map((o) => o.key).sort());
+  await fresh.close();
 });
