@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '../src/manifests/schema.js';
@@ -75,6 +75,18 @@ describe('backer CLI', () => {
     const result = JSON.parse(r.stdout) as { status: string; targets: { artifact_key: string }[] };
     expect(result.status).toBe('succeeded');
     expect(result.targets[0]?.artifact_key).toMatch(/^host-files\/.*-host-files\.tar$/);
+  });
+
+  it('reports a tampered manifest instead of trusting it', async () => {
+    const dir = join(env.dir, 'backups', 'host-files');
+    const file = (await readdir(dir)).find((f) => f.endsWith('.manifest.json')) ?? '';
+    const manifest = JSON.parse(await readFile(join(dir, file), 'utf8')) as Manifest;
+    const tampered = { ...manifest, artifact: { ...manifest.artifact, size: manifest.artifact.size + 1 } };
+    await writeFile(join(dir, file), JSON.stringify(tampered));
+    const r = await cli(['backups', 'list', '--mandate', 'host-files', '--config', env.configPath], extraEnv());
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('no backups');
+    expect(r.stderr).toMatch(/invalid manifest: artifact: artifact checksums differ from the last step/);
   });
 
   it('exits 3 when the daemon is not running', async () => {
