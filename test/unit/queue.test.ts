@@ -11,7 +11,19 @@ interface Call {
   mandate: string;
   signal: AbortSignal;
   resolve(result: BackupResult): void;
-  reject(err: unknown): void;
+  reject(err: Error): void;
+}
+
+const asError = (reason: unknown): Error => (reason instanceof Error ? reason : new Error(String(reason)));
+
+/** What `fn` throws (it must throw). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a throw');
 }
 
 function result(status: BackupResult['status'] = 'succeeded', error: BackupResult['error'] = null): BackupResult {
@@ -45,8 +57,8 @@ function harness(concurrency: number): { queue: Queue; calls: Call[]; peak: () =
         active.set(mandate, (active.get(mandate) ?? 1) - 1);
       };
       return new Promise<BackupResult>((resolve, reject) => {
-        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-        calls.push({ mandate, signal, resolve: (r) => resolve(r), reject: (e) => reject(e) });
+        signal.addEventListener('abort', () => reject(asError(signal.reason)), { once: true });
+        calls.push({ mandate, signal, resolve, reject });
       }).finally(done);
     },
   });
@@ -177,8 +189,8 @@ describe('queue', () => {
 
   it('wait() and cancel() of an unknown job fail with JOB_NOT_FOUND', () => {
     const { queue } = harness(1);
-    expect(() => queue.wait('nope')).toThrow(expect.objectContaining({ code: 'JOB_NOT_FOUND' }));
-    expect(() => queue.cancel('nope')).toThrow(expect.objectContaining({ code: 'JOB_NOT_FOUND' }));
+    expect(thrown(() => queue.wait('nope'))).toMatchObject({ code: 'JOB_NOT_FOUND' });
+    expect(thrown(() => queue.cancel('nope'))).toMatchObject({ code: 'JOB_NOT_FOUND' });
   });
 
   it('a run that throws a BackerError fails the job with its code and message', async () => {
@@ -301,7 +313,7 @@ describe('queue', () => {
               // Cleanup (abort a multipart upload, remove a temp file) takes a while.
               setTimeout(() => {
                 cleanedUp = true;
-                reject(signal.reason);
+                reject(asError(signal.reason));
               }, 50);
             },
             { once: true },
