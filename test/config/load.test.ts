@@ -19,6 +19,7 @@ describe('parseConfigText', () => {
       docker: { enabled: true, socket_path: '/var/run/docker.sock' },
       api: { socket: '/etc/backer/backer-data/backer.sock' },
       queue: { concurrency: 2 },
+      volume: expect.objectContaining({ helper_image: 'busybox:stable' }) as unknown,
       targets: [],
       middleware: [],
       mandates: {},
