@@ -9,4 +9,4 @@ await services.discovery.refresh();
 const result = await services.backup(mandate, new AbortController().signal);
 await services.close();
 if (result.status !== 'succeeded') throw new Error(`backup failed: ${result.error?.message ?? ''}`);
-process.stdout.write(`PEAK_RSS_KB=${process.resourceUsage().maxRSS}\n`);
+process.stdout.write(`PEAK_RSS_KB=${process.resourceUsage().maxRSS}\nRAW_BYTES=${result.raw_size ?? 0}\n`);

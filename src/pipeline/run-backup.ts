@@ -10,6 +10,7 @@ import type { Middleware } from '../middleware/types.js';
 import { manifestKey, MANIFEST_VERSION, type Manifest, type Step } from '../manifests/schema.js';
 import { applyRetention } from '../retention/apply.js';
 import type { SourceRegistry } from '../sources/registry.js';
+import type { SourceSettings } from '../sources/types.js';
 import type { Target } from '../targets/types.js';
 import { BACKER_VERSION } from '../util/version.js';
 import { createFanout } from './fanout.js';
@@ -22,6 +23,8 @@ export interface BackupServices {
   docker: Docker;
   logger: Logger;
   registerSecret(value: string): void;
+  /** Config settings handed to sources (volume helper image …). Default: the sources' defaults. */
+  settings?: SourceSettings;
 }
 
 export interface TargetResult {
@@ -40,6 +43,8 @@ export interface BackupResult {
   name: string;
   status: 'succeeded' | 'failed';
   error: { code: ErrorCode; message: string } | null;
+  /** Bytes of the raw dump, before middleware; null when the stream failed. */
+  raw_size: number | null;
   targets: TargetResult[];
 }
 
@@ -82,6 +87,7 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
     logger,
     docker: services.docker,
     registerSecret: (value) => services.registerSecret(value),
+    settings: services.settings,
   });
 
   const stages: (Duplex | Readable | Writable)[] = [dump.stream];
@@ -135,6 +141,7 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
       name,
       status: 'failed',
       error: { code: errorCode(error), message: describeError(error) },
+      raw_size: null,
       targets: targets.map((t, i) => failedTarget(t, artifactKey, settled[i]?.status === 'rejected' ? settled[i].reason : error)),
     };
   }
@@ -192,7 +199,7 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
   const failed = results.find((r) => r.status === 'failed');
   const status = failed ? 'failed' : 'succeeded';
   logger[failed ? 'error' : 'info']({ backup: name, status }, failed ? 'backup failed on some targets' : 'backup succeeded');
-  return { uuid, name, status, error: failed?.error ?? null, targets: results };
+  return { uuid, name, status, error: failed?.error ?? null, raw_size: steps[0]?.size ?? null, targets: results };
 }
 
 function failedTarget(target: Target, artifactKey: string, err: unknown): TargetResult {

@@ -52,7 +52,7 @@ interface Pending {
 }
 
 function succeeded(): BackupResult {
-  return { uuid: '3b241101-e2bb-4255-8caf-4136c566a962', name: 'backup', status: 'succeeded', error: null, targets: [] };
+  return { uuid: '3b241101-e2bb-4255-8caf-4136c566a962', name: 'backup', status: 'succeeded', error: null, raw_size: 0, targets: [] };
 }
 
 const queues: Queue[] = [];
