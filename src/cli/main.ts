@@ -71,6 +71,15 @@ program
   .description("validate the config file and every discovered container's labels")
   .action(run(configCheckCommand));
 
+// Every command's --help ends with the exit codes.
+const withExitHelp = (command: Command): void => {
+  for (const sub of command.commands) {
+    sub.addHelpText('after', EXIT_HELP);
+    withExitHelp(sub);
+  }
+};
+withExitHelp(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
