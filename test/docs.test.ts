@@ -9,7 +9,7 @@ import { parseMandate } from '../src/config/mandate.js';
 import { sources } from '../src/sources/index.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-const env = { S3_KEY: 'k', S3_SECRET: 's', CCRYPT_KEY: 'c', HOME: '/root' };
+const env = { S3_KEY: 'k', S3_SECRET: 's', CCRYPT_KEY: 'c', GPG_PASSPHRASE: 'g', HOME: '/root' };
 
 function configExample(): string {
   const section = readme.slice(readme.indexOf('## Configuration'));

@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 
 /** Names of targets, middleware and mandates end up in object keys and file names. */
@@ -72,13 +73,121 @@ export const ccryptMiddlewareSchema = z
   })
   .strict();
 
-export const middlewareSchema = z.discriminatedUnion('type', [gzipMiddlewareSchema, ccryptMiddlewareSchema]);
+export const zstdMiddlewareSchema = z
+  .object({
+    name: nameSchema,
+    type: z.literal('zstd'),
+    /** 1 (fast) .. 19 (small). Default: 3. */
+    level: z.number().int().min(1).max(19).default(3),
+    /** Worker threads (`zstd -T`); 0 = one per core. Default: 1. */
+    threads: z.number().int().min(0).max(256).default(1),
+  })
+  .strict();
+
+const absolutePath = z.string().min(1).refine(isAbsolute, 'expected an absolute path');
+const PGP_PUBLIC_KEY = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
+const PGP_PRIVATE_KEY = '-----BEGIN PGP PRIVATE KEY BLOCK-----';
+
+/** Either `passphrase` (symmetric) or public keys; the rules are in checkGpgMiddleware. */
+export const gpgMiddlewareSchema = z
+  .object({
+    name: nameSchema,
+    type: z.literal('gpg'),
+    /** Symmetric mode (AES256): one line, handed to gpg on a file descriptor. Use `${VAR}`. Default: none. */
+    passphrase: z.string().min(1).optional(),
+    /** Public-key mode: ASCII-armored public keys to encrypt to. Default: none. */
+    public_keys: z.array(z.string().min(1)).default([]),
+    /** Public-key mode: absolute paths of key files; every key in a file is a recipient. Default: none. */
+    public_key_files: z.array(absolutePath).default([]),
+    /** Public-key mode, to decode (restore, verify): the ASCII-armored private key. Default: none (encode only). */
+    private_key: z.string().min(1).optional(),
+    /** Like private_key, read from this absolute path at first decode. Default: none. */
+    private_key_file: absolutePath.optional(),
+    /** Unlocks a protected private key; one line. Default: none (key not protected). */
+    private_key_passphrase: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** Either recipients or recipients_file; the rules are in checkAgeMiddleware. */
+export const ageMiddlewareSchema = z
+  .object({
+    name: nameSchema,
+    type: z.literal('age'),
+    /** Public keys to encrypt to: `age1…`, `ssh-ed25519 …` or `ssh-rsa …`. Default: none. */
+    recipients: z.array(z.string().min(1)).default([]),
+    /** Absolute path of a recipients file (`age -R`): one recipient a line, `#` comments. Default: none. */
+    recipients_file: absolutePath.optional(),
+    /** To decode (restore, verify): the secret key(s), `AGE-SECRET-KEY-1…`, as in an identity file. Default: none (encode only). */
+    identity: z.string().min(1).optional(),
+    /** Like identity, the absolute path of an identity file (`age -i`). Default: none. */
+    identity_file: absolutePath.optional(),
+    /** Refused: the age program reads passphrases only from a terminal, which a daemon does not have. */
+    passphrase: z
+      .custom<never>(() => false, {
+        message: 'age reads passphrases only from a terminal, which Backer does not have: use recipients (age-keygen) instead',
+      })
+      .optional(),
+  })
+  .strict();
+
+function checkGpgMiddleware(m: z.infer<typeof gpgMiddlewareSchema>, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string): void => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+  const symmetric = m.passphrase !== undefined;
+  const publicKey = m.public_keys.length > 0 || m.public_key_files.length > 0;
+  if (!symmetric && !publicKey) issue([], 'gpg needs either passphrase or public_keys/public_key_files');
+  if (symmetric && publicKey) issue(['passphrase'], 'gpg takes either passphrase or public_keys/public_key_files, not both');
+  for (const key of ['passphrase', 'private_key_passphrase'] as const) {
+    if (/[\r\n]/.test(m[key] ?? '')) issue([key], 'must be a single line: gpg reads only the first line');
+  }
+  m.public_keys.forEach((key, index) => {
+    if (key.includes(PGP_PRIVATE_KEY)) issue(['public_keys', index], 'this is a private key: public_keys take public keys only (the private key goes in private_key)');
+    else if (!key.includes(PGP_PUBLIC_KEY)) issue(['public_keys', index], `expected an ASCII-armored public key (${PGP_PUBLIC_KEY}…)`);
+  });
+  const hasPrivate = m.private_key !== undefined || m.private_key_file !== undefined;
+  if (hasPrivate && symmetric) {
+    issue([m.private_key !== undefined ? 'private_key' : 'private_key_file'], 'only for public-key mode: with passphrase, decoding uses the passphrase');
+  }
+  if (m.private_key !== undefined && m.private_key_file !== undefined) issue(['private_key_file'], 'give private_key or private_key_file, not both');
+  if (m.private_key !== undefined && !m.private_key.includes(PGP_PRIVATE_KEY)) {
+    issue(['private_key'], `expected an ASCII-armored private key (${PGP_PRIVATE_KEY}…)`);
+  }
+  if (m.private_key_passphrase !== undefined && !hasPrivate) {
+    issue(['private_key_passphrase'], 'unlocks private_key or private_key_file, and neither is given');
+  }
+}
+
+const AGE_RECIPIENT = /^(age1[0-9a-z]+|ssh-(ed25519|rsa) \S+( .*)?)$/;
+
+function checkAgeMiddleware(m: z.infer<typeof ageMiddlewareSchema>, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string): void => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+  if (m.passphrase !== undefined) return; // already refused, and the recipients message would only add noise
+  if (m.recipients.length === 0 && m.recipients_file === undefined) issue([], 'age needs recipients or recipients_file');
+  m.recipients.forEach((recipient, index) => {
+    if (recipient.includes('AGE-SECRET-KEY-')) issue(['recipients', index], 'this is a secret key: recipients take public keys (age1…), the secret key goes in identity');
+    else if (!AGE_RECIPIENT.test(recipient.trim())) issue(['recipients', index], 'expected an age public key (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …)');
+  });
+  if (m.identity !== undefined && m.identity_file !== undefined) issue(['identity_file'], 'give identity or identity_file, not both');
+  if (m.identity !== undefined && !m.identity.includes('AGE-SECRET-KEY-') && !m.identity.includes('PRIVATE KEY-----')) {
+    issue(['identity'], 'expected an age secret key (AGE-SECRET-KEY-1…) or an SSH private key');
+  }
+}
+
+export const middlewareSchema = z
+  .discriminatedUnion('type', [gzipMiddlewareSchema, ccryptMiddlewareSchema, zstdMiddlewareSchema, gpgMiddlewareSchema, ageMiddlewareSchema])
+  // A discriminated union takes plain objects only, so the rules that span keys run here.
+  .superRefine((m, ctx) => {
+    if (m.type === 'gpg') checkGpgMiddleware(m, ctx);
+    else if (m.type === 'age') checkAgeMiddleware(m, ctx);
+  });
 
 export type LocalTargetConfig = z.infer<typeof localTargetSchema>;
 export type S3TargetConfig = z.infer<typeof s3TargetSchema>;
 export type TargetConfig = z.infer<typeof targetSchema>;
 export type GzipMiddlewareConfig = z.infer<typeof gzipMiddlewareSchema>;
 export type CcryptMiddlewareConfig = z.infer<typeof ccryptMiddlewareSchema>;
+export type ZstdMiddlewareConfig = z.infer<typeof zstdMiddlewareSchema>;
+export type GpgMiddlewareConfig = z.infer<typeof gpgMiddlewareSchema>;
+export type AgeMiddlewareConfig = z.infer<typeof ageMiddlewareSchema>;
 export type MiddlewareConfig = z.infer<typeof middlewareSchema>;
 
 // ---------------------------------------------------------------------------------------------
@@ -130,6 +239,18 @@ export const volumeConfigSchema = z
      * streams them as tar (it needs `tar` on its PATH). Default: busybox:stable.
      */
     helper_image: z.string().min(1).default('busybox:stable'),
+    /**
+     * Extra binds of the helper container, `HOST_PATH:CONTAINER_PATH[:OPTIONS]`, for helper
+     * images that need host programs (e.g. `/usr:/usr:ro`). Default: none.
+     */
+    helper_binds: z
+      .array(
+        z
+          .string()
+          .regex(/^\/[^:]*:\/[^:]*(:[a-z,]+)?$/, 'expected HOST_PATH:CONTAINER_PATH[:OPTIONS] with absolute paths, e.g. /usr:/usr:ro')
+          .refine((bind) => !/^[^:]*:\/backup(\/|:|$)/.test(bind), 'the helper mounts the volumes under /backup: use another container path'),
+      )
+      .default([]),
   })
   .strict();
 
@@ -236,7 +357,7 @@ export const configSchema = z
     api: apiConfigSchema.default({}),
     /** Default: concurrency 2. */
     queue: queueConfigSchema.default({}),
-    /** Options of the volume source. Default: helper image busybox:stable. */
+    /** Options of the volume source. Default: helper image busybox:stable, no extra helper binds. */
     volume: volumeConfigSchema.default({}),
     /** Where backups are stored. Default: none. */
     targets: z.array(targetSchema).default([]),

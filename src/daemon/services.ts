@@ -38,6 +38,12 @@ export interface ServiceOptions {
 function registerConfigSecrets(config: BackerConfig, secrets: SecretRegistry): void {
   for (const t of config.targets) if (t.type === 's3' && t.secret_access_key) secrets.add(t.secret_access_key);
   for (const m of config.middleware) if (m.type === 'ccrypt') secrets.add(m.key);
+  // Multi-line keys also line by line: a log line may quote one line of a key, never the whole block.
+  const keyLines = (key: string | undefined): string[] => (key === undefined ? [] : [key, ...key.split(/\r?\n/).filter((l) => l.length >= 20 && !l.startsWith('-----'))]);
+  for (const m of config.middleware) {
+    if (m.type === 'gpg') for (const v of [m.passphrase, m.private_key_passphrase, ...keyLines(m.private_key)]) if (v !== undefined) secrets.add(v);
+    if (m.type === 'age') for (const v of keyLines(m.identity)) secrets.add(v);
+  }
 }
 
 export function createServices(options: ServiceOptions): Services {
@@ -92,11 +98,14 @@ export function createServices(options: ServiceOptions): Services {
         docker: docker ?? new Docker({ socketPath: config.docker.socket_path }),
         logger,
         registerSecret: (v) => secrets.add(v),
+        settings: { volumeHelperImage: config.volume.helper_image, volumeHelperBinds: config.volume.helper_binds },
       }, signal);
     },
     async close() {
       await discovery.close();
       await Promise.all([...targets.values()].map((t) => t.close()));
+      // gpg keeps a private GNUPGHOME per instance: remove it with the daemon.
+      await Promise.all([...middleware.values()].map((m) => (m.close ? m.close() : Promise.resolve())));
     },
   };
 }

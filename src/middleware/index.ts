@@ -1,7 +1,10 @@
 import type { MiddlewareConfig } from '../config/schema.js';
+import { createAgeMiddleware } from './age.js';
 import { createCcryptMiddleware } from './ccrypt.js';
+import { createGpgMiddleware } from './gpg.js';
 import { createGzipMiddleware } from './gzip.js';
 import type { Middleware } from './types.js';
+import { createZstdMiddleware } from './zstd.js';
 
 export type { Middleware } from './types.js';
 
@@ -12,5 +15,11 @@ export function createMiddleware(config: MiddlewareConfig): Middleware {
       return createGzipMiddleware(config);
     case 'ccrypt':
       return createCcryptMiddleware(config);
+    case 'zstd':
+      return createZstdMiddleware(config);
+    case 'gpg':
+      return createGpgMiddleware(config);
+    case 'age':
+      return createAgeMiddleware(config);
   }
 }

@@ -14,4 +14,9 @@ export interface Middleware {
   readonly mime: string;
   encode(signal: AbortSignal): Duplex;
   decode(signal: AbortSignal): Duplex;
+  /**
+   * Frees what the middleware keeps between runs (gpg: its private GNUPGHOME and gpg-agent).
+   * Idempotent. Optional: stateless middleware has nothing to free.
+   */
+  close?: () => Promise<void>;
 }

@@ -21,7 +21,12 @@ export function createFanout(count: number, highWaterMark = 1024 * 1024): Fanout
     wake = undefined;
     w?.();
   };
-  for (const b of branches) b.on('drain', notify);
+  for (const b of branches) {
+    b.on('drain', notify);
+    // Each target sees its branch's errors through its own pipeline; a branch destroyed before
+    // its target started reading (a cancel in the first milliseconds) must not crash the daemon.
+    b.on('error', () => undefined);
+  }
 
   const waitForDrain = async (): Promise<void> => {
     while ([...live].some((b) => b.writableNeedDrain)) {

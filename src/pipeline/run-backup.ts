@@ -126,6 +126,9 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
     streamError = err;
   }
   const settled = await Promise.allSettled(writes);
+  // On failure or abort the pipeline settles before the source's own cleanup has run (removing a
+  // helper container, starting a stopped container again): the job ends only after it.
+  if (!dump.stream.closed) await new Promise((resolve) => dump.stream.once('close', resolve));
   if (streamError !== undefined) {
     // Prefer the source's or a middleware's own error over the generic abort it caused downstream.
     const firstTargetError = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')?.reason as unknown;

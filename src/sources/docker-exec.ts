@@ -21,7 +21,7 @@ export class TailBuffer {
  * (docker-modem's demuxStream ignores backpressure, which would buffer a whole dump in memory
  * behind a slow target.)
  */
-class DemuxStream extends Transform {
+export class DemuxStream extends Transform {
   private pending: Buffer = Buffer.alloc(0);
   constructor(private readonly stderr: TailBuffer) {
     super();
@@ -128,7 +128,13 @@ export async function execStream(docker: Docker, container: string, options: Exe
     async result() {
       // The stream can end a moment before the engine records the exit code.
       for (let i = 0; i < 100; i++) {
-        const state = await exec.inspect();
+        const state = await exec.inspect().catch((err: unknown) => {
+          throw new BackerError('DUMP_FAILED', `${options.cmd[0] ?? ''} in container ${container} vanished before its exit code was known (container removed?)`, {
+            component,
+            details: { container },
+            cause: err,
+          });
+        });
         if (!state.Running && state.ExitCode !== null) return { exitCode: state.ExitCode, stderr: stderr.toString() };
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
-import { isAbsolute } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
-import { BackerError } from '../errors.js';
+import { readdir, stat } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { BackerError, describeError } from '../errors.js';
 import { TailBuffer } from './docker-exec.js';
 import { labelError } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition } from './types.js';
@@ -10,18 +10,174 @@ import type { Dump, DumpContext, OptionOrigin, SourceDefinition } from './types.
 export interface FilesOptions {
   /** Absolute host directory to archive. Required. */
   path: string;
+  /**
+   * Globs relative to `path` (`**` any depth, `*`, `?`, `[a-z]`, `{a,b}`; dot files match like
+   * any other name; a trailing `/` matches directories only). Only matching entries are
+   * archived, a matching directory with all its content. Default: none (everything).
+   */
+  include: string[];
+  /** GNU tar `--exclude` patterns (a name at any depth; `*` also matches `/`). Default: none. */
+  exclude: string[];
 }
 
 const COMPONENT = 'source files';
+const KNOWN_KEYS = ['path', 'include', 'exclude'];
+
+/** Splits a comma list of globs at the commas outside `{…}` and `[…]` (so `{a,b}` stays whole). */
+export function splitPatterns(raw: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  let braces = 0;
+  let inClass = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i] as string;
+    if (c === '\\' && i + 1 < raw.length) {
+      current += c + (raw[++i] as string);
+      continue;
+    }
+    if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '{') braces++;
+    else if (c === '}' && braces > 0) braces--;
+    else if (c === ',' && braces === 0) {
+      out.push(current.trim());
+      current = '';
+      continue;
+    }
+    current += c;
+  }
+  out.push(current.trim());
+  return out.filter((p) => p !== '');
+}
+
+const REGEX_SPECIAL = /[.+^$()|\\/]/;
+
+/**
+ * Compiles a glob (see FilesOptions.include) to a RegExp over `/`-separated relative paths.
+ * Own implementation because path.matchesGlob is experimental on Node 20 (missing before 20.17)
+ * and never matches dot files. Throws an Error describing a malformed pattern.
+ */
+export function compileGlob(glob: string): RegExp {
+  let re = '';
+  let braces = 0;
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string;
+    const segmentStart = i === 0 || glob[i - 1] === '/';
+    if (c === '*' && glob[i + 1] === '*' && segmentStart && glob[i + 2] === '/') {
+      re += '(?:[^/]*/)*'; // `**/`: zero or more directories
+      i += 2;
+    } else if (c === '*' && glob[i + 1] === '*' && segmentStart && i + 2 === glob.length) {
+      // A trailing `**`: everything; `dir/**` is dir and everything below it.
+      re = i === 0 ? '.*' : `${re.slice(0, -2)}(?:/.*)?`;
+      i += 1;
+    } else if (c === '*') {
+      while (glob[i + 1] === '*') i++;
+      re += '[^/]*';
+    } else if (c === '?') {
+      re += '[^/]';
+    } else if (c === '[') {
+      const close = glob.indexOf(']', i + 2);
+      if (close === -1) throw new Error(`unclosed "[" in ${JSON.stringify(glob)}`);
+      let body = glob.slice(i + 1, close);
+      const negate = body.startsWith('!') || body.startsWith('^');
+      if (negate) body = body.slice(1);
+      if (body === '') throw new Error(`empty character class in ${JSON.stringify(glob)}`);
+      // `/` never matches inside a class: classes match within one path segment.
+      re += `(?!/)[${negate ? '^' : ''}${body.replace(/[\\\]^]/g, (m) => `\\${m}`)}]`;
+      i = close;
+    } else if (c === '{') {
+      braces++;
+      re += '(?:';
+    } else if (c === ',' && braces > 0) {
+      re += '|';
+    } else if (c === '}' && braces > 0) {
+      braces--;
+      re += ')';
+    } else if (c === '\\') {
+      const next = glob[++i];
+      if (next === undefined) throw new Error(`trailing "\\" in ${JSON.stringify(glob)}`);
+      re += /[a-zA-Z0-9]/.test(next) ? next : `\\${next}`;
+    } else {
+      re += REGEX_SPECIAL.test(c) || '[]{}?*'.includes(c) ? `\\${c}` : c;
+    }
+  }
+  if (braces > 0) throw new Error(`unclosed "{" in ${JSON.stringify(glob)}`);
+  return new RegExp(`^${re}$`);
+}
+
+type IncludeMatcher = (relative: string, isDirectory: boolean) => boolean;
+
+/** One include glob as a matcher of `/`-separated paths relative to files.path; throws on a bad glob. */
+export function includeMatcher(pattern: string): IncludeMatcher {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(pattern)) throw new Error('globs may not contain control characters such as newlines');
+  const relative = pattern.replace(/^(\.\/)+/, '');
+  if (relative.startsWith('/')) throw new Error(`"${pattern}" is absolute: globs are relative to files.path`);
+  if (relative.split('/').includes('..')) throw new Error(`"${pattern}" leaves files.path ("..")`);
+  const dirOnly = relative.endsWith('/');
+  const body = relative.replace(/\/+$/, '');
+  if (body === '' || body === '.') throw new Error(`"${pattern}" names files.path itself: name entries below it, e.g. ** for all`);
+  const re = compileGlob(body);
+  return (rel, isDir) => (!dirOnly || isDir) && re.test(rel);
+}
+
+function parseInclude(raw: string | undefined, origin: OptionOrigin): string[] {
+  if (raw === undefined) return [];
+  const patterns = splitPatterns(raw);
+  if (patterns.length === 0) throw labelError(origin, 'include', 'expected a comma list of globs relative to files.path, e.g. **/*.log,uploads');
+  for (const pattern of patterns) {
+    try {
+      includeMatcher(pattern);
+    } catch (err) {
+      throw labelError(origin, 'include', err instanceof Error ? err.message : String(err));
+    }
+  }
+  return patterns;
+}
+
+function parseExclude(raw: string | undefined, origin: OptionOrigin): string[] {
+  if (raw === undefined) return [];
+  const patterns = splitPatterns(raw);
+  if (patterns.length === 0) throw labelError(origin, 'exclude', 'expected a comma list of tar --exclude patterns, e.g. *.tmp,cache');
+  for (const pattern of patterns) {
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(pattern)) throw labelError(origin, 'exclude', 'patterns may not contain control characters such as newlines');
+  }
+  return patterns;
+}
 
 function parse(raw: Record<string, string>, origin: OptionOrigin): FilesOptions {
   for (const key of Object.keys(raw)) {
-    if (key !== 'path') throw labelError(origin, key, 'unknown files option; known: path');
+    if (!KNOWN_KEYS.includes(key)) throw labelError(origin, key, `unknown files option; known: ${KNOWN_KEYS.join(', ')}`);
   }
   const path = raw.path;
   if (path === undefined || path === '') throw labelError(origin, 'path', 'expected the directory to back up');
   if (!isAbsolute(path)) throw labelError(origin, 'path', `expected an absolute path, got "${path}"`);
-  return { path };
+  return { path, include: parseInclude(raw.include, origin), exclude: parseExclude(raw.exclude, origin) };
+}
+
+/**
+ * The entries that match an include glob, as NUL-terminated `./relative` names for `tar -T -`.
+ * A matching directory is listed once and tar recurses into it, so that tar's own --exclude
+ * prunes it like everywhere else (listing every file with --no-recursion would not: an excluded
+ * directory's listed children would still be archived). Symlinks are never followed.
+ */
+async function* includedNames(root: string, matchers: IncludeMatcher[], counter: { count: number }): AsyncGenerator<Buffer> {
+  async function* walk(relative: string): AsyncGenerator<Buffer> {
+    const entries = await readdir(relative === '' ? root : join(root, relative), { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const rel = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      const isDir = entry.isDirectory();
+      if (matchers.some((matches) => matches(rel, isDir))) {
+        counter.count++;
+        yield Buffer.from(`./${rel}\0`);
+      } else if (isDir) {
+        yield* walk(rel);
+      }
+    }
+  }
+  yield* walk('');
 }
 
 /** Archives a host directory as a tar stream (static mandates only: there is no container). */
@@ -31,19 +187,52 @@ async function dump(options: FilesOptions, _target: { container: string | null }
   });
   if (!info.isDirectory()) throw new BackerError('DUMP_FAILED', `${options.path} is not a directory`, { component: COMPONENT, details: { path: options.path } });
 
-  const child = spawn('tar', ['-C', options.path, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'], signal: context.signal });
+  const matchers = options.include.map(includeMatcher); // validated by parse
+  const selecting = options.include.length > 0;
+  // Each pattern is one argv element (no shell); tar applies them while it recurses.
+  const args = ['-C', options.path, ...options.exclude.map((p) => `--exclude=${p}`)];
+  if (selecting) args.push('--null', '--verbatim-files-from', '-cf', '-', '-T', '-');
+  else args.push('-cf', '-', '.');
+
+  const child = spawn('tar', args, { stdio: ['pipe', 'pipe', 'pipe'], signal: context.signal });
+  child.stdin.on('error', () => undefined); // tar gone: its exit code tells why
   const stderr = new TailBuffer(4096);
   child.stderr.on('data', (d: Buffer) => stderr.push(d));
   const exited = new Promise<number>((resolve) => {
     child.on('error', () => resolve(-1));
     child.on('close', (code) => resolve(code ?? -1));
   });
+
+  let listError: unknown;
+  if (!selecting) {
+    child.stdin.end();
+  } else {
+    const counter = { count: 0 };
+    const list = Readable.from(includedNames(options.path, matchers, counter));
+    list.on('error', (err) => {
+      listError = err;
+      child.kill('SIGTERM');
+    });
+    list.on('end', () => {
+      if (counter.count === 0) context.logger.warn({ path: options.path, include: options.include }, 'no entry matches files.include: the archive is empty');
+    });
+    list.pipe(child.stdin);
+  }
+
   const verify = new Transform({
     transform(chunk: Buffer, _enc, callback: TransformCallback) {
       callback(null, chunk);
     },
     flush(callback: TransformCallback) {
-      void exited.then((code) =>
+      void exited.then((code) => {
+        if (listError !== undefined) {
+          callback(new BackerError('DUMP_FAILED', `cannot list the files of ${options.path} for files.include: ${describeError(listError)}`, {
+            component: COMPONENT,
+            details: { path: options.path },
+            cause: listError,
+          }));
+          return;
+        }
         callback(
           code === 0
             ? null
@@ -51,8 +240,8 @@ async function dump(options: FilesOptions, _target: { container: string | null }
                 component: COMPONENT,
                 details: { path: options.path, exit_code: code },
               }),
-        ),
-      );
+        );
+      });
     },
   });
   child.stdout.on('error', (err) => verify.destroy(err));
@@ -60,11 +249,12 @@ async function dump(options: FilesOptions, _target: { container: string | null }
     if (child.exitCode === null) child.kill('SIGTERM');
   });
   child.stdout.pipe(verify);
+  const extra = { ...(options.include.length ? { include: options.include } : {}), ...(options.exclude.length ? { exclude: options.exclude } : {}) };
   return {
     stream: verify,
     mime: 'application/x-tar',
     extension: '.tar',
-    info: () => ({ type: 'files', container: null, image: null, databases: [], paths: [options.path] }),
+    info: () => ({ type: 'files', container: null, image: null, databases: [], paths: [options.path], ...extra }),
   };
 }
 

@@ -11,6 +11,14 @@ export interface SourceInfo {
   [extra: string]: unknown;
 }
 
+/** Daemon-wide settings from the config file that some sources need. */
+export interface SourceSettings {
+  /** `volume.helper_image`: image of the volume source's helper container. */
+  volumeHelperImage: string;
+  /** `volume.helper_binds`: extra `HOST:CONTAINER[:ro]` binds of that helper. */
+  volumeHelperBinds: string[];
+}
+
 export interface DumpContext {
   mandate: string;
   signal: AbortSignal;
@@ -18,6 +26,8 @@ export interface DumpContext {
   docker: Docker;
   /** Registers a resolved secret value so that it is scrubbed from every log line. */
   registerSecret(value: string): void;
+  /** Default: each source's own defaults (e.g. helper image busybox:stable, no extra binds). */
+  settings?: SourceSettings;
 }
 
 export interface Dump {

@@ -14,6 +14,8 @@ export interface SpawnDuplexOptions {
   signal: AbortSignal;
   /** Named in errors, e.g. `middleware ccrypt`. */
   component: string;
+  /** How errors name the program when `command` only wraps it (`sh -c 'exec age …'`). Default: command. */
+  name?: string;
 }
 
 /** Enough of stderr to explain a failure without letting a chatty tool grow memory. */
@@ -37,7 +39,8 @@ interface ExitStatus {
  * only after the child has been reaped.
  */
 export function spawnDuplex(options: SpawnDuplexOptions): Duplex {
-  const { command, args, signal, component } = options;
+  const { args, signal, component } = options;
+  const command = options.name ?? options.command;
   let child: ChildProcessWithoutNullStreams | undefined = undefined;
   let exit: ExitStatus | undefined;
   let stdoutEnded = false;
@@ -121,7 +124,7 @@ export function spawnDuplex(options: SpawnDuplexOptions): Duplex {
 
   let proc: ChildProcessWithoutNullStreams;
   try {
-    proc = spawn(command, args, {
+    proc = spawn(options.command, args, {
       // Only PATH: Backer's own environment holds credentials that a tool has no business seeing.
       env: { PATH: process.env['PATH'] ?? DEFAULT_PATH, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],

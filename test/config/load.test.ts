@@ -111,7 +111,7 @@ middleware:
           'unknown key buckett (did you mean bucket?); known keys: name, default, type, bucket, prefix, endpoint, region, force_path_style, access_key_id, secret_access_key, part_size_mb, queue_size, storage_class, server_side_encryption',
       },
       { where: 'backer.yml: targets[2].type', message: 'expected one of "local", "s3", received "ftp"' },
-      { where: 'backer.yml: middleware[0].type', message: 'expected one of "gzip", "ccrypt", received "gzp"' },
+      { where: 'backer.yml: middleware[0].type', message: 'expected one of "gzip", "ccrypt", "zstd", "gpg", "age", received "gzp"' },
     ]);
   });
 

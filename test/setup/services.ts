@@ -113,6 +113,8 @@ export async function buildHostImage(host: string): Promise<void> {
     await symlink(to, join(root, link));
   }
   await chmod(join(root, 'tmp'), 0o1777);
+  // mkdtemp makes 0700 directories: the image's / must be traversable for non-root users (-u 101:104).
+  await chmod(root, 0o755);
   await writeFile(join(root, 'README'), 'backer test image\n');
   await new Promise<void>((resolve, reject) => {
     const tar = spawn('tar', ['-C', root, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });

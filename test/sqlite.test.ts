@@ -1,0 +1,277 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Daemon } from '../src/daemon/daemon.js';
+import type { Manifest } from '../src/manifests/schema.js';
+import type { Job } from '../src/queue/types.js';
+import { checkSqliteImage } from '../src/sources/sqlite.js';
+import { digest, runProgram, s3Get } from './helpers/artifacts.js';
+import { CCRYPT_KEY, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { docker, HOST_IMAGE } from './setup/services.js';
+
+const host = (): string => inject('dockerHost');
+const run = promisify(execFile);
+const CONTAINERS = ['sqlite-app', 'sqlite-journal', 'sqlite-missing', 'sqlite-broken', 'sqlite-notool', 'sqlite-badlabel'];
+const LABELS = {
+  'backer.enabled': 'true',
+  'backer.type': 'sqlite',
+  'backer.target': 'local,s3',
+  'backer.middleware': 'compression,encryption',
+  'backer.sqlite.path': '/data/app.db',
+};
+
+/** A long-running container with a volume at /data (the host's sqlite3 through /usr). */
+async function startBox(name: string, labels: Record<string, string>, path?: string): Promise<void> {
+  const args = ['run', '-d', '--name', name, '--network', 'none', '-v', '/usr:/usr:ro', '-v', '/etc:/etc:ro', '-v', '/data'];
+  if (path !== undefined) args.push('-e', `PATH=${path}`);
+  for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
+  args.push(HOST_IMAGE, '/usr/bin/sleep', 'infinity');
+  await docker(host(), args);
+}
+
+async function sqlite(container: string, sql: string, db = '/data/app.db'): Promise<string> {
+  return docker(host(), ['exec', '-i', container, 'sqlite3', '-batch', '-bail', '-cmd', '.timeout 10000', db], sql);
+}
+
+/** An app database: a static table with blobs and an append-only event log. */
+async function createDatabase(container: string, journalMode: 'wal' | 'delete', rows: number): Promise<void> {
+  await sqlite(
+    container,
+    `PRAGMA journal_mode=${journalMode};
+     CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL, body BLOB);
+     WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${rows})
+       INSERT INTO items SELECT i, 'item-' || i, i * 1.25, randomblob(200 + i % 300) FROM s;
+     CREATE INDEX items_name ON items(name);
+     CREATE TABLE events (id INTEGER PRIMARY KEY, at TEXT NOT NULL, payload TEXT NOT NULL);
+     INSERT INTO events (at, payload) VALUES (datetime('now'), 'first');`,
+  );
+}
+
+/** Inserts an event every ~20 ms, each its own transaction from its own process, until the container goes. */
+async function startWriter(container: string): Promise<void> {
+  await docker(host(), ['exec', '-d', container, 'bash', '-c',
+    'while :; do sqlite3 -cmd ".timeout 10000" /data/app.db "INSERT INTO events (at, payload) VALUES (datetime(\'now\'), hex(randomblob(64)));"; sleep 0.02; done']);
+}
+
+async function eventCount(container: string): Promise<number> {
+  return Number(await sqlite(container, 'SELECT count(*) FROM events;'));
+}
+
+async function tempFiles(container: string, dir = '/tmp'): Promise<string[]> {
+  const out = await docker(host(), ['exec', container, 'ls', '-A', dir]);
+  return out.split('\n').filter((f) => f.startsWith('backer-'));
+}
+
+/** Waits until the container's temp dir holds no copy (removal after a cancellation runs as the stream closes). */
+async function expectNoTempFiles(container: string, dir = '/tmp'): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let left = await tempFiles(container, dir);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await tempFiles(container, dir);
+  }
+  expect(left).toEqual([]);
+}
+
+/** The host's sqlite3 on a restored file. */
+async function hostSqlite(file: string, sql: string): Promise<string> {
+  const { stdout } = await run('sqlite3', ['-batch', '-bail', file, sql]);
+  return stdout.trim();
+}
+
+const itemsChecksum = "SELECT hex(sha3_query('SELECT * FROM items ORDER BY id'));";
+const eventsChecksum = (maxId: number): string => `SELECT hex(sha3_query('SELECT * FROM events WHERE id <= ${maxId} ORDER BY id'));`;
+
+let env: TestEnv;
+let daemon: Daemon;
+let workDir: string;
+
+async function backup(mandate: string): Promise<Job> {
+  await daemon.services.discovery.refresh();
+  const job = daemon.queue.enqueue(mandate, 'api');
+  return daemon.queue.wait(job.id);
+}
+
+async function localFiles(mandate: string): Promise<string[]> {
+  return readdir(join(env.dir, 'backups', mandate)).catch(() => []);
+}
+
+async function decode(encrypted: Buffer): Promise<Buffer> {
+  return runProgram('gzip', ['-d'], await runProgram('ccrypt', ['-d', '-E', 'KEY'], encrypted, { KEY: CCRYPT_KEY }));
+}
+
+beforeAll(async () => {
+  env = await createTestEnv('sqlite');
+  workDir = await mkdtemp(join(tmpdir(), 'bk-sqlite-restore-'));
+  await Promise.all(CONTAINERS.map((name) => docker(host(), ['rm', '-f', '-v', name]).catch(() => undefined)));
+  await Promise.all([
+    startBox('sqlite-app', { ...LABELS, 'backer.retention': '5' }),
+    startBox('sqlite-journal', { ...LABELS, 'backer.sqlite.temp_dir': '/data' }),
+    startBox('sqlite-missing', { ...LABELS, 'backer.sqlite.path': '/data/nope.db' }),
+    startBox('sqlite-broken', LABELS),
+    startBox('sqlite-notool', LABELS, '/nonexistent'),
+    startBox('sqlite-badlabel', { ...LABELS, 'backer.sqlite.path': "/data/it's.db" }),
+  ]);
+  await Promise.all([createDatabase('sqlite-app', 'wal', 60_000), createDatabase('sqlite-journal', 'delete', 5_000)]);
+  await docker(host(), ['exec', '-i', 'sqlite-broken', 'bash', '-c', 'cat > /data/app.db'], 'this is not a database\n'.repeat(100));
+  await Promise.all([startWriter('sqlite-app'), startWriter('sqlite-journal')]);
+  daemon = await startDaemon(env);
+});
+
+afterAll(async () => {
+  await daemon?.close();
+  for (const name of CONTAINERS) await docker(host(), ['rm', '-f', '-v', name]).catch(() => undefined);
+});
+
+describe('sqlite backups of labelled containers', () => {
+  let job: Job;
+  let before: number;
+  let after: number;
+
+  it('backs up a database that is being written to, through a consistent copy, to local and S3', async () => {
+    before = await eventCount('sqlite-app');
+    job = await backup('sqlite-app');
+    after = await eventCount('sqlite-app');
+    expect(job.error).toBeNull();
+    expect(job.state).toBe('succeeded');
+    expect(job.result?.targets.map((t) => [t.target, t.status])).toEqual([
+      ['local', 'succeeded'],
+      ['s3', 'succeeded'],
+    ]);
+    expect(after).toBeGreaterThan(before); // the writer really ran during the backup
+    const files = await localFiles('sqlite-app');
+    expect(files.filter((f) => f.endsWith('.sqlite.gz.cpt'))).toHaveLength(1);
+    const manifestFile = files.find((f) => f.endsWith('.manifest.json')) ?? '';
+    const manifest = JSON.parse(await readFile(join(env.dir, 'backups', 'sqlite-app', manifestFile), 'utf8')) as Manifest;
+    expect(manifest.source).toMatchObject({
+      type: 'sqlite',
+      container: 'sqlite-app',
+      image: HOST_IMAGE,
+      databases: ['/data/app.db'],
+      sqlite_version: expect.stringMatching(/^3\.\d+\.\d+$/) as unknown,
+      journal_mode: 'wal',
+    });
+    expect(manifest.steps.map((s) => [s.processor, s.mime])).toEqual([
+      ['source:sqlite', 'application/vnd.sqlite3'],
+      ['middleware:gzip:compression', 'application/gzip'],
+      ['middleware:ccrypt:encryption', 'application/x-ccrypt'],
+    ]);
+    expect(await tempFiles('sqlite-app')).toEqual([]);
+  });
+
+  it('stores an S3 artifact that decodes to an intact database equal to the source at one moment', async () => {
+    const s3Key = `backer/${job.result?.targets[1]?.artifact_key ?? ''}`;
+    const encrypted = await s3Get(env.bucket, s3Key);
+    const manifest = JSON.parse((await s3Get(env.bucket, s3Key.replace(/\.sqlite\.gz\.cpt$/, '.manifest.json'))).toString()) as Manifest;
+    expect(digest(encrypted)).toEqual({ size: manifest.artifact.size, md5: manifest.artifact.md5, sha256: manifest.artifact.sha256 });
+    const raw = await decode(encrypted);
+    const rawStep = manifest.steps[0];
+    expect(digest(raw)).toEqual({ size: rawStep?.size, md5: rawStep?.md5, sha256: rawStep?.sha256 });
+    expect(raw.subarray(0, 16).toString('latin1')).toBe('SQLite format 3\0');
+
+    const file = join(workDir, 'restored.sqlite');
+    await writeFile(file, raw);
+    expect(await hostSqlite(file, 'PRAGMA integrity_check;')).toBe('ok');
+    expect(await hostSqlite(file, 'PRAGMA journal_mode;')).toBe('wal');
+    expect(await hostSqlite(file, 'SELECT count(*) FROM items;')).toBe('60000');
+    expect(await hostSqlite(file, itemsChecksum)).toBe(await sqlite('sqlite-app', itemsChecksum));
+
+    // A snapshot: every event up to some id, none missing, taken between the counts before and after.
+    const count = Number(await hostSqlite(file, 'SELECT count(*) FROM events;'));
+    const maxId = Number(await hostSqlite(file, 'SELECT max(id) FROM events;'));
+    expect(count).toBeGreaterThanOrEqual(before);
+    expect(count).toBeLessThanOrEqual(after);
+    expect(maxId).toBe(count);
+    expect(await hostSqlite(file, eventsChecksum(maxId))).toBe(await sqlite('sqlite-app', eventsChecksum(maxId)));
+  });
+
+  it('copies a rollback-journal database under writes into temp_dir and removes the copy', async () => {
+    const start = await eventCount('sqlite-journal');
+    const done = await backup('sqlite-journal');
+    expect(done.error).toBeNull();
+    expect(done.state).toBe('succeeded');
+    const files = await localFiles('sqlite-journal');
+    const raw = await decode(await readFile(join(env.dir, 'backups', 'sqlite-journal', files.find((f) => f.endsWith('.sqlite.gz.cpt')) ?? '')));
+    const file = join(workDir, 'journal.sqlite');
+    await writeFile(file, raw);
+    expect(await hostSqlite(file, 'PRAGMA integrity_check;')).toBe('ok');
+    expect(await hostSqlite(file, 'PRAGMA journal_mode;')).toBe('delete');
+    expect(Number(await hostSqlite(file, 'SELECT count(*) FROM events;'))).toBeGreaterThanOrEqual(start);
+    expect(await tempFiles('sqlite-journal', '/data')).toEqual([]);
+    expect(await tempFiles('sqlite-journal', '/tmp')).toEqual([]);
+  });
+
+  it('removes the temp copy when the backup is cancelled mid-way', async () => {
+    await daemon.services.discovery.refresh();
+    const queued = daemon.queue.enqueue('sqlite-app', 'api');
+    let seen = '';
+    const deadline = Date.now() + 30_000;
+    while (seen === '' && Date.now() < deadline) {
+      seen = await docker(host(), ['exec', 'sqlite-app', 'find', '/tmp', '-maxdepth', '1', '-name', 'backer-*.sqlite', '-printf', '%m']);
+    }
+    expect(seen).toBe('600'); // created under umask 077: a copy of the whole database is not for everyone
+    daemon.queue.cancel(queued.id);
+    const cancelled = await daemon.queue.wait(queued.id);
+    expect(cancelled.state).toBe('cancelled');
+    await expectNoTempFiles('sqlite-app');
+    expect((await localFiles('sqlite-app')).filter((f) => f.endsWith('.manifest.json'))).toHaveLength(1);
+  });
+
+  it('fails with a clear message when the database file does not exist, and creates nothing', async () => {
+    const failed = await backup('sqlite-missing');
+    expect(failed.state).toBe('failed');
+    expect(failed.error?.code).toBe('DUMP_FAILED');
+    expect(failed.error?.message).toMatch(/sqlite3 could not copy \/data\/nope\.db in container sqlite-missing/);
+    expect(failed.error?.message).toMatch(/does \/data\/nope\.db exist/);
+    expect(await localFiles('sqlite-missing')).toEqual([]);
+    expect(await daemon.services.targets.get('s3')?.list('sqlite-missing/')).toEqual([]);
+    expect(await docker(host(), ['exec', 'sqlite-missing', 'ls', '-A', '/data'])).toBe(''); // -readonly: never created
+    expect(await tempFiles('sqlite-missing')).toEqual([]);
+  });
+
+  it('fails on a file that is not a database and leaves no temp copy', async () => {
+    const failed = await backup('sqlite-broken');
+    expect(failed.state).toBe('failed');
+    expect(failed.error?.code).toBe('DUMP_FAILED');
+    expect(failed.error?.message).toMatch(/not a database/);
+    expect(await localFiles('sqlite-broken')).toEqual([]);
+    expect(await tempFiles('sqlite-broken')).toEqual([]);
+  });
+
+  it('fails with TOOL_MISSING when sqlite3 is not on the container PATH', async () => {
+    const failed = await backup('sqlite-notool');
+    expect(failed.state).toBe('failed');
+    expect(failed.error?.code).toBe('TOOL_MISSING');
+    expect(failed.error?.message).toMatch(/container sqlite-notool has no working sqlite3/);
+  });
+
+  it('reports a path with quotes as a bad label and skips the container', () => {
+    const { problems, mandates } = daemon.services.discovery.current();
+    const problem = problems.find((p) => p.where === 'container sqlite-badlabel label backer.sqlite.path');
+    expect(problem?.message).toMatch(/quotes/);
+    expect(mandates.map((m) => m.name)).not.toContain('sqlite-badlabel');
+  });
+
+  it('fails with CONTAINER_NOT_RUNNING when the container is stopped', async () => {
+    await docker(host(), ['stop', '-t', '1', 'sqlite-missing']);
+    const failed = await backup('sqlite-missing');
+    expect(failed.state).toBe('failed');
+    expect(failed.error?.code).toBe('CONTAINER_NOT_RUNNING');
+  });
+});
+
+describe('sqlite image verification', () => {
+  it('accepts a whole database and rejects empty, foreign and truncated ones', async () => {
+    const file = join(workDir, 'unit.sqlite');
+    await run('sqlite3', [file, 'CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);']);
+    const image = await readFile(file);
+    expect(checkSqliteImage(image.subarray(0, 100), image.length)).toBeNull();
+    expect(checkSqliteImage(Buffer.alloc(0), 0)).toMatch(/empty/);
+    expect(checkSqliteImage(Buffer.alloc(100, 1), 4096)).toMatch(/SQLite format 3/);
+    expect(checkSqliteImage(image.subarray(0, 100), image.length - 10)).toMatch(/whole number/);
+    expect(checkSqliteImage(image.subarray(0, 100), image.length - 4096)).toMatch(/header says/);
+  });
+});
