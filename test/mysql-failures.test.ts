@@ -3,17 +3,47 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { createTarget } from '../src/targets/index.js';
+import type { Target } from '../src/targets/types.js';
+import { listBackups } from '../src/manifests/store.js';
 import { CCRYPT_KEY, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
 import { ROOT_PASSWORD, sql, startMariaDb } from './helpers/mariadb.js';
 import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
-import { docker } from './setup/services.js';
+import { docker, HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
 let env: TestEnv;
 let daemon: Daemon;
 
 beforeAll(async () => {
-  env = await createTestEnv('mysqlfail');
+  const s3 = inject('s3');
+  // A bucket that does not exist: every write there fails, the other targets must not notice.
+  env = await createTestEnv(
+    'mysqlfail',
+    '',
+    `  - name: broken
+    type: s3
+    bucket: no-such-bucket-here
+    endpoint: ${s3.endpoint}
+    force_path_style: true
+    access_key_id: ${s3.accessKeyId}
+    secret_access_key: \${TEST_S3_SECRET}`,
+  );
+  await docker(host(), [
+    'run', '-d', '--name', 'mysql-notool', '--network', 'none', '-v', '/usr:/usr:ro', '-e', 'PATH=/nowhere',
+    '--label', 'backer.enabled=true', '--label', 'backer.type=mysql', '--label', 'backer.mysql.password=Text:x',
+    HOST_IMAGE, '/usr/bin/sleep', 'infinity',
+  ]);
+  await startMariaDb(host(), {
+    name: 'mysql-partial',
+    labels: {
+      'backer.enabled': 'true',
+      'backer.type': 'mysql',
+      'backer.target': 'local,broken,s3',
+      'backer.middleware': 'compression',
+      'backer.mysql.password': 'Env:MYSQL_ROOT_PASSWORD',
+      'backer.mysql.database': 'shop',
+    },
+  });
   await startMariaDb(host(), {
     name: 'big-db',
     labels: {
@@ -35,7 +65,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await daemon?.close();
-  await docker(host(), ['rm', '-f', 'big-db']).catch(() => undefined);
+  await docker(host(), ['rm', '-f', 'big-db', 'mysql-notool', 'mysql-partial']).catch(() => undefined);
 });
 
 it('passes no secret through any process argv during a backup', async () => {
@@ -71,6 +101,32 @@ it('fails a dump killed mid-way: failed job, no manifest, nothing left on the ta
   const s3 = await daemon.services.targets.get('s3')?.list('big-db/');
   expect(s3?.filter((o) => o.key.endsWith('.manifest.json'))).toHaveLength(1);
   expect(s3).toHaveLength(2);
+});
+
+it('fails with TOOL_MISSING when the container has no dump tool', async () => {
+  const job = await daemon.queue.wait(daemon.queue.enqueue('mysql-notool', 'api').id);
+  expect(job.state).toBe('failed');
+  expect(job.error?.code).toBe('TOOL_MISSING');
+  expect(job.error?.message).toMatch(/container mysql-notool has neither mariadb-dump nor mysqldump/);
+});
+
+it('fans one dump out to several targets: a failing target does not affect the others', async () => {
+  const job = await daemon.queue.wait(daemon.queue.enqueue('mysql-partial', 'api').id);
+  expect(job.state).toBe('failed');
+  const byTarget = Object.fromEntries((job.result?.targets ?? []).map((t) => [t.target, t]));
+  expect(byTarget.local?.status).toBe('succeeded');
+  expect(byTarget.s3?.status).toBe('succeeded');
+  expect(byTarget.broken?.status).toBe('failed');
+  expect(byTarget.broken?.error?.code).toBe('TARGET_WRITE_FAILED');
+  // Each healthy target holds one complete backup with its own manifest, same checksums.
+  const local = await listBackups(daemon.services.targets.get('local') as Target, 'mysql-partial');
+  const s3 = await listBackups(daemon.services.targets.get('s3') as Target, 'mysql-partial');
+  expect(local.backups).toHaveLength(1);
+  expect(s3.backups).toHaveLength(1);
+  expect(local.backups[0]?.manifest.target.name).toBe('local');
+  expect(s3.backups[0]?.manifest.artifact.sha256).toBe(local.backups[0]?.manifest.artifact.sha256);
+  // One dump for all targets.
+  expect(local.backups[0]?.manifest.uuid).toBe(s3.backups[0]?.manifest.uuid);
 });
 
 it('stops cleanly mid-backup: the job is cancelled and nothing half-written is left', async () => {

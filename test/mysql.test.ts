@@ -74,6 +74,7 @@ describe('mysql backups of labelled containers', () => {
     manifest = JSON.parse(await readFile(join(env.dir, 'backups', 'shop-db', manifestFile), 'utf8')) as Manifest;
     expect(manifest.mandate).toBe('shop-db');
     expect(manifest.source).toMatchObject({ type: 'mysql', container: 'shop-db', image: 'hostuser:latest', databases: ['shop'] });
+    expect(manifest.source.server_version).toMatch(/MariaDB/);
     expect(manifest.steps.map((s) => s.processor)).toEqual(['source:mysql', 'middleware:gzip:compression', 'middleware:ccrypt:encryption']);
   });
 

@@ -2,6 +2,17 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
 
+/** The last lines of a tool's output, on one line, for error messages. */
+export function lastLines(text: string, n = 3): string {
+  return text
+    .trim()
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-n)
+    .join(' | ');
+}
+
 /** Collects at most `limit` bytes of the end of a stream, for error messages and trailers. */
 export class TailBuffer {
   private buf: Buffer = Buffer.alloc(0);

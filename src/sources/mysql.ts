@@ -2,7 +2,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
 import { parseRef, resolveRef, type Ref } from '../config/refs.js';
-import { execCapture, execStream, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
+import { execCapture, execStream, lastLines, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
 import { labelError, parseNameList, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
 
@@ -123,17 +123,27 @@ async function resolve(ref: Ref, info: ContainerInfo, docker: Docker, context: D
  * Checks the end of the dump while it streams: the stream ends only if the tool exited 0 and
  * the dump ends with mysqldump's completion trailer; otherwise it errors, so the targets abort.
  */
-function verifier(result: () => Promise<{ exitCode: number; stderr: string }>, container: string, tool: string): Transform {
+function verifier(
+  result: () => Promise<{ exitCode: number; stderr: string }>,
+  container: string,
+  tool: string,
+  onHeader: (header: string) => void,
+): Transform {
   const tail = new TailBuffer(256);
+  let head = '';
   return new Transform({
     transform(chunk: Buffer, _enc, callback: TransformCallback) {
       tail.push(chunk);
+      if (head.length < 2048) {
+        head += chunk.subarray(0, 2048 - head.length).toString('utf8');
+        if (head.length >= 2048 || head.includes('\n\n')) onHeader(head);
+      }
       callback(null, chunk);
     },
     flush(callback: TransformCallback) {
       result().then(
         ({ exitCode, stderr }) => {
-          const reason = stderr.trim().split('\n').slice(-3).join(' | ');
+          const reason = lastLines(stderr);
           if (exitCode !== 0) {
             callback(new BackerError('DUMP_FAILED', `${tool} in container ${container} exited with code ${exitCode}${reason ? `: ${reason}` : ''}`, {
               component: COMPONENT,
@@ -182,19 +192,26 @@ async function dump(options: MysqlOptions, target: { container: string | null },
     { cmd: [tool, ...args], env: password === null ? [] : [`MYSQL_PWD=${password}`], signal: context.signal },
     COMPONENT,
   );
-  const stream = handle.stdout.pipe(verifier(() => handle.result(), container, tool));
+  let serverVersion: string | null = null;
+  // mysqldump's header names the server: "-- Server version\t10.11.6-MariaDB-0+deb12u1".
+  const stream = handle.stdout.pipe(
+    verifier(() => handle.result(), container, tool, (header) => {
+      serverVersion ??= /^-- Server version\s+(.+)$/m.exec(header)?.[1]?.trim() ?? null;
+    }),
+  );
   handle.stdout.on('error', (err) => stream.destroy(err));
   stream.on('close', () => {
     if (!handle.stdout.destroyed) handle.stdout.destroy();
   });
-  const sourceInfo: SourceInfo = {
+  const sourceInfo = (): SourceInfo => ({
     type: 'mysql',
     container,
     image: info.image,
     databases: databases === '*' ? ['*'] : named,
     tool,
-  };
-  return { stream, mime: 'application/sql', extension: '.sql', info: () => sourceInfo };
+    server_version: serverVersion,
+  });
+  return { stream, mime: 'application/sql', extension: '.sql', info: sourceInfo };
 }
 
 export const mysqlSource: SourceDefinition<MysqlOptions> = { type: 'mysql', needsContainer: true, parse, dump };

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
 import { parseRef, resolveRef, type Ref } from '../config/refs.js';
-import { execCapture, execStream, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
+import { execCapture, execStream, lastLines, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
 import { labelError, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
 
@@ -147,10 +147,6 @@ interface Connection {
   /** PGPASSWORD, and the container's PGHOST/PGHOSTADDR cleared so that only the unix socket is used. */
   env: string[];
   signal: AbortSignal;
-}
-
-function lastLines(text: string): string {
-  return text.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
 }
 
 async function resolve(ref: Ref, info: ContainerInfo, docker: Docker, execUser: string, context: DumpContext, secret = false): Promise<string> {

@@ -4,9 +4,10 @@ import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
 import { parseRef, resolveRef, type Ref } from '../config/refs.js';
 import { cancelledError } from '../util/abort.js';
-import { execCapture, execStream, runningContainer, type ContainerInfo } from './docker-exec.js';
+import { execCapture, execStream, lastLines, runningContainer, type ContainerInfo } from './docker-exec.js';
 import { labelError } from './options.js';
-import { parseVersion, streamTempFile, tempFileRemover, versionAtLeast, withPrivateUmask } from './sqlite.js';
+import { streamTempFile, tempFileRemover, withPrivateUmask } from './temp-copy.js';
+import { parseVersion, versionAtLeast } from './versions.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
 
 export interface RedisOptions {
@@ -119,10 +120,6 @@ async function connectionArgs(options: RedisOptions, info: ContainerInfo, contex
     args.push('--user', user);
   }
   return args;
-}
-
-function lastLines(text: string, n = 3): string {
-  return text.trim().split('\n').map((l) => l.trim()).filter(Boolean).slice(-n).join(' | ');
 }
 
 async function findTool(docker: Docker, container: string): Promise<[number, number, number]> {

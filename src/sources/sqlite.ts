@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
-import type { Logger } from '../logging/logger.js';
 import { cancelledError } from '../util/abort.js';
-import { execCapture, execStream, runningContainer } from './docker-exec.js';
+import { execCapture, lastLines, runningContainer } from './docker-exec.js';
+import { streamTempFile, tempFileRemover, withPrivateUmask } from './temp-copy.js';
+import { parseVersion, versionAtLeast } from './versions.js';
 import { labelError } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
 
@@ -50,92 +51,6 @@ function parse(raw: Record<string, string>, origin: OptionOrigin): SqliteOptions
   if (path.endsWith('/')) throw labelError(origin, 'path', `expected the database file, not a directory: ${JSON.stringify(path)}`);
   const tempDir = parsePath(raw.temp_dir, origin, 'temp_dir', 'a directory') ?? '/tmp';
   return { path, tempDir: tempDir.length > 1 ? tempDir.replace(/\/+$/, '') : tempDir };
-}
-
-/** `3.40.1 2022-12-28 …` → [3, 40, 1]. */
-export function parseVersion(text: string, pattern: RegExp): [number, number, number] | null {
-  const m = pattern.exec(text);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : null;
-}
-
-export function versionAtLeast(version: readonly number[], minimum: readonly number[]): boolean {
-  for (let i = 0; i < minimum.length; i++) {
-    const a = version[i] ?? 0;
-    const b = minimum[i] ?? 0;
-    if (a !== b) return a > b;
-  }
-  return true;
-}
-
-/**
- * Runs a command that creates a temporary copy under umask 077, so that the copy (a whole
- * database) is readable only by the container's backup user, not by everyone who can read /tmp.
- * The arguments stay separate argv entries: nothing is interpolated by the shell.
- */
-export function withPrivateUmask(cmd: string[]): string[] {
-  return ['sh', '-c', 'umask 077 && exec "$@"', 'sh', ...cmd];
-}
-
-function lastLines(text: string, n = 3): string {
-  return text.trim().split('\n').map((l) => l.trim()).filter(Boolean).slice(-n).join(' | ');
-}
-
-export interface TempFileStreamOptions {
-  docker: Docker;
-  container: string;
-  /** The file to stream; it and `extra` are removed afterwards. */
-  file: string;
-  /** Side files to remove too (`-wal`, `-shm`, `-journal`). */
-  extra?: string[];
-  signal: AbortSignal;
-  logger: Logger;
-  component: string;
-  /** Builds the verifying transform; its `result()` resolves after `cat` exited AND the files were removed. */
-  verifier(result: () => Promise<{ exitCode: number; stderr: string }>): Transform;
-}
-
-/**
- * Removes temp files in the container with a second exec. Never throws and never uses the job's
- * signal: it must also run after a cancellation. A failure is logged with the path to clean up.
- */
-export function tempFileRemover(docker: Docker, container: string, files: string[], logger: Logger, component: string): () => Promise<void> {
-  let removal: Promise<void> | undefined;
-  return () => {
-    removal ??= execCapture(docker, container, { cmd: ['rm', '-f', '--', ...files] }, component).then(
-      ({ exitCode, stderr }) => {
-        if (exitCode !== 0) logger.warn({ container, files, exit_code: exitCode, stderr: lastLines(stderr) }, 'could not remove the temporary copy in the container');
-      },
-      (err: unknown) => logger.warn({ container, files, err: err instanceof Error ? err.message : String(err) }, 'could not remove the temporary copy in the container'),
-    );
-    return removal;
-  };
-}
-
-/**
- * Streams a temporary file out of the container with `cat` and ALWAYS removes it afterwards:
- * before the stream ends on success (so a committed backup never leaves the copy behind), and
- * as soon as the stream closes after an error or a cancellation.
- */
-export async function streamTempFile(options: TempFileStreamOptions): Promise<Readable> {
-  const { docker, container, file, signal, logger, component } = options;
-  const remove = tempFileRemover(docker, container, [file, ...(options.extra ?? [])], logger, component);
-  const cat = await execStream(docker, container, { cmd: ['cat', '--', file], signal }, component).catch(async (err: unknown) => {
-    await remove();
-    throw err;
-  });
-  const stream = cat.stdout.pipe(
-    options.verifier(async () => {
-      const result = await cat.result();
-      await remove();
-      return result;
-    }),
-  );
-  cat.stdout.on('error', (err) => stream.destroy(err));
-  stream.on('close', () => {
-    if (!cat.stdout.destroyed) cat.stdout.destroy();
-    void remove();
-  });
-  return stream;
 }
 
 /**

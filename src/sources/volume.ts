@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type Docker from 'dockerode';
 import { BackerError, describeError } from '../errors.js';
-import { DemuxStream, TailBuffer } from './docker-exec.js';
+import { DemuxStream, lastLines, TailBuffer } from './docker-exec.js';
 import { labelError } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
 
@@ -312,7 +312,7 @@ async function dump(options: VolumeOptions, target: { container: string | null }
       await cleanup();
     }
     if (exitCode !== 0) {
-      const reason = stderr.toString().trim().split('\n').slice(-3).join(' | ');
+      const reason = lastLines(stderr.toString());
       throw new BackerError('DUMP_FAILED', `tar in the volume helper of container ${container} exited with code ${exitCode}${reason ? `: ${reason}` : ''}`, {
         component: COMPONENT,
         details: { container, exit_code: exitCode, paths: plan.members },

@@ -37,7 +37,7 @@ export interface TestEnv {
  * A config with a local and an S3 target, gzip and ccrypt middleware, pointing at the private
  * Docker engine. `extra` is appended to the YAML (e.g. static mandates).
  */
-export async function createTestEnv(label: string, extra = ''): Promise<TestEnv> {
+export async function createTestEnv(label: string, extra = '', extraTargets = ''): Promise<TestEnv> {
   const dir = await mkdtemp(join(tmpdir(), `bk-${label}-`));
   const bucket = `bk-${label}-${Math.random().toString(36).slice(2, 8)}`.toLowerCase();
   await createBucket(bucket);
@@ -65,6 +65,7 @@ targets:
     access_key_id: ${s3.accessKeyId}
     secret_access_key: \${TEST_S3_SECRET}
     part_size_mb: 5
+${extraTargets}
 middleware:
   - name: compression
     type: gzip
