@@ -1,7 +1,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
-import { parseRef, resolveRef, type Ref } from '../config/refs.js';
+import { parseRef, type Ref } from '../config/refs.js';
+import { resolveInContainer } from './resolve.js';
 import { execCapture, execStream, lastLines, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
 import { labelError, parseNameList, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
@@ -101,22 +102,8 @@ async function findTool(docker: Docker, container: string, user: string): Promis
   });
 }
 
-async function resolve(ref: Ref, info: ContainerInfo, docker: Docker, context: DumpContext, secret = false): Promise<string> {
-  const value = await resolveRef(ref, {
-    env: info.env,
-    readFile: async (path) => {
-      const { exitCode, stdout, stderr } = await execCapture(docker, info.name, { cmd: ['cat', path] }, COMPONENT);
-      if (exitCode !== 0) {
-        throw new BackerError('SECRET_UNRESOLVED', `cannot read ${path} in container ${info.name}: ${stderr.trim()}`, {
-          component: COMPONENT,
-          details: { container: info.name, path },
-        });
-      }
-      return stdout;
-    },
-  });
-  if (secret) context.registerSecret(value);
-  return value;
+function resolve(ref: Ref, info: ContainerInfo, _docker: Docker, context: DumpContext, secret = false): Promise<string> {
+  return resolveInContainer(ref, info, context, COMPONENT, { secret });
 }
 
 /**

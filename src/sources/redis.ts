@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
-import { parseRef, resolveRef, type Ref } from '../config/refs.js';
+import { parseRef, type Ref } from '../config/refs.js';
+import { resolveInContainer } from './resolve.js';
 import { cancelledError } from '../util/abort.js';
 import { execCapture, execStream, lastLines, runningContainer, type ContainerInfo } from './docker-exec.js';
 import { labelError } from './options.js';
@@ -78,22 +79,8 @@ function parse(raw: Record<string, string>, origin: OptionOrigin): RedisOptions 
   return { password: raw.password === undefined ? null : parseRef(raw.password), user, socket, port };
 }
 
-async function resolve(ref: Ref, info: ContainerInfo, docker: Docker, context: DumpContext, secret = false): Promise<string> {
-  const value = await resolveRef(ref, {
-    env: info.env,
-    readFile: async (path) => {
-      const { exitCode, stdout, stderr } = await execCapture(docker, info.name, { cmd: ['cat', path] }, COMPONENT);
-      if (exitCode !== 0) {
-        throw new BackerError('SECRET_UNRESOLVED', `cannot read ${path} in container ${info.name}: ${stderr.trim()}`, {
-          component: COMPONENT,
-          details: { container: info.name, path },
-        });
-      }
-      return stdout;
-    },
-  });
-  if (secret) context.registerSecret(value);
-  return value;
+function resolve(ref: Ref, info: ContainerInfo, _docker: Docker, context: DumpContext, secret = false): Promise<string> {
+  return resolveInContainer(ref, info, context, COMPONENT, { secret });
 }
 
 function invalid(container: string, key: string, message: string): BackerError {
