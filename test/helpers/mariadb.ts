@@ -18,10 +18,10 @@ const START = [
 export async function startMariaDb(host: string, options: MariaDbOptions): Promise<void> {
   const env = { MYSQL_ROOT_PASSWORD: ROOT_PASSWORD, MYSQL_DATABASE: 'shop', ...options.env };
   const args = ['run', '-d', '--name', options.name, '--network', 'none', '-v', '/usr:/usr:ro', '-v', '/etc:/etc:ro'];
-  for (const [k, v] of Object.entries(env)) args.push('-e', `${k}=${v}`);
+  for (const k of Object.keys(env)) args.push('-e', k);
   for (const [k, v] of Object.entries(options.labels ?? {})) args.push('--label', `${k}=${v}`);
   args.push(HOST_IMAGE, 'bash', '-c', START);
-  await docker(host, args);
+  await docker(host, args, undefined, env);
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     const ok = await docker(host, ['exec', options.name, 'mariadb', '-uroot', '-e', 'select 1']).then(() => true, () => false);
@@ -35,9 +35,9 @@ export async function startMariaDb(host: string, options: MariaDbOptions): Promi
 /** Runs SQL as root; the password travels in the environment of docker exec, not argv. */
 export async function sql(host: string, container: string, statements: string, password: string | null = ROOT_PASSWORD): Promise<string> {
   const args = ['exec', '-i'];
-  if (password !== null) args.push('-e', `MYSQL_PWD=${password}`);
+  if (password !== null) args.push('-e', 'MYSQL_PWD');
   args.push(container, 'mariadb', '-uroot', '--batch', '--skip-column-names');
-  return docker(host, args, statements);
+  return docker(host, args, statements, password === null ? {} : { MYSQL_PWD: password });
 }
 
 export async function seedShop(host: string, container: string, rows = 500): Promise<void> {

@@ -32,9 +32,13 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
   throw new Error(`timed out waiting for ${what}`);
 }
 
-export async function docker(host: string, args: string[], input?: string): Promise<string> {
+/**
+ * Runs the docker CLI. Values for `-e NAME` (without `=value`) go in `env`: the CLI reads them
+ * from its own environment, so test secrets never appear in any argv.
+ */
+export async function docker(host: string, args: string[], input?: string, env: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('docker', args, { env: { ...process.env, DOCKER_HOST: host } });
+    const child = spawn('docker', args, { env: { ...process.env, ...env, DOCKER_HOST: host } });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
