@@ -3,9 +3,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Daemon } from '../src/daemon/daemon.js';
 import type { Manifest } from '../src/manifests/schema.js';
+import { listBackups } from '../src/manifests/store.js';
+import type { Target } from '../src/targets/types.js';
 import type { Job } from '../src/queue/types.js';
-import { digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { CCRYPT_KEY, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
+import { backupThrough, CCRYPT_KEY, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
 import { checksums, ROOT_PASSWORD, seedShop, sql, startMariaDb } from './helpers/mariadb.js';
 import { docker } from './setup/services.js';
 
@@ -112,6 +114,32 @@ describe('mysql backups of labelled containers', () => {
     expect(files.some((f) => f.startsWith(manifest.name))).toBe(false);
     const listing = await daemon.services.targets.get('s3')?.list('shop-db/');
     expect(listing?.filter((o) => o.key.endsWith('.manifest.json'))).toHaveLength(2);
+  });
+
+  it('backs up through zstd, gpg and age too, and the real tools restore it', async () => {
+    for (const chain of [['zstd', 'gpg'], ['age']]) {
+      const result = await backupThrough(daemon, 'shop-db', chain);
+      expect(result.error?.message ?? null).toBeNull();
+      expect(result.status).toBe('succeeded');
+      const key = result.targets.find((t) => t.target === 's3')?.artifact_key ?? '';
+      expect(key).toMatch(chain[0] === 'age' ? /\.sql\.age$/ : /\.sql\.zst\.gpg$/);
+      const s3Manifest = JSON.parse((await s3Get(env.bucket, `backer/${key.replace(/\.sql\..*$/, '.manifest.json')}`)).toString()) as Manifest;
+      const raw = await decodeWithRealTools(await s3Get(env.bucket, `backer/${key}`), s3Manifest.steps, TEST_KEYS);
+      await sql(host(), 'restore-db', 'DROP DATABASE shop;');
+      await sql(host(), 'restore-db', raw.toString());
+      const tables = ['shop.products', 'shop.orders'];
+      expect(await checksums(host(), 'restore-db', tables)).toBe(await checksums(host(), 'shop-db', tables));
+    }
+  });
+
+  it('gives two backups in the same second distinct names instead of replacing the first', async () => {
+    const first = await backupThrough(daemon, 'shop-db', ['compression']);
+    const second = await backupThrough(daemon, 'shop-db', ['compression']);
+    expect([first.status, second.status]).toEqual(['succeeded', 'succeeded']);
+    expect(second.name).not.toBe(first.name);
+    const listing = await listBackups(daemon.services.targets.get('local') as Target, 'shop-db');
+    expect(listing.problems).toEqual([]);
+    expect(listing.backups.map((b) => b.manifest.name)).toEqual(expect.arrayContaining([first.name, second.name]));
   });
 
   it('fails a backup with a wrong password: failed job, no manifest, no artifact', async () => {

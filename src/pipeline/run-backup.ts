@@ -72,8 +72,13 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
   const logger = services.logger.child({ mandate: mandate.name });
   const uuid = randomUUID();
   const createdAt = new Date();
-  const name = renderName(mandate.name_pattern, { date: createdAt, container: mandate.source.container, mandate: mandate.name, uuid });
   const targets = mandate.targets.map((t) => lookup(services.targets, t, 'target', mandate.name));
+  const name = await uniqueName(
+    renderName(mandate.name_pattern, { date: createdAt, container: mandate.source.container, mandate: mandate.name, uuid }),
+    mandate.name,
+    targets,
+    uuid,
+  );
   const middleware = mandate.middleware.map((m) => lookup(services.middleware, m, 'middleware', mandate.name));
   const definition = services.sources.get(mandate.source.type);
   if (!definition) {
@@ -203,6 +208,21 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
   const status = failed ? 'failed' : 'succeeded';
   logger[failed ? 'error' : 'info']({ backup: name, status }, failed ? 'backup failed on some targets' : 'backup succeeded');
   return { uuid, name, status, error: failed?.error ?? null, raw_size: steps[0]?.size ?? null, targets: results };
+}
+
+/**
+ * Two runs of one mandate within the same second render the same name: the second would replace
+ * the first's artifact. A name already used on any target gets a suffix instead. (The queue never
+ * runs one mandate twice at once, so checking first is enough.)
+ */
+async function uniqueName(base: string, mandate: string, targets: readonly Target[], uuid: string): Promise<string> {
+  for (let i = 1; i <= 20; i++) {
+    const candidate = i === 1 ? base : `${base}-${i}`;
+    // A target that cannot list now will fail its write anyway; it does not block the name.
+    const taken = await Promise.all(targets.map((t) => t.list(`${mandate}/${candidate}.`).then((l) => l.length > 0, () => false)));
+    if (!taken.includes(true)) return candidate;
+  }
+  return `${base}-${uuid.slice(0, 8)}`;
 }
 
 function failedTarget(target: Target, artifactKey: string, err: unknown): TargetResult {

@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { s3Client } from './env.js';
@@ -34,4 +37,50 @@ export async function runProgram(command: string, args: string[], input: Buffer,
     child.stdin.on('error', () => undefined);
     child.stdin.end(input);
   });
+}
+
+/**
+ * Undoes a manifest's middleware steps with the REAL programs, last step first, and checks the
+ * size and sha256 recorded for every step on the way. Returns the raw dump.
+ */
+export async function decodeWithRealTools(
+  artifact: Buffer,
+  steps: { processor: string; size: number; sha256: string }[],
+  keys: { ccrypt: string; gpgPassphrase: string; ageIdentity: string },
+): Promise<Buffer> {
+  let data = artifact;
+  for (let i = steps.length - 1; i >= 1; i--) {
+    const step = steps[i];
+    if (!step) break;
+    if (digest(data).sha256 !== step.sha256) throw new Error(`${step.processor}: sha256 differs from the manifest`);
+    const type = step.processor.split(':')[1];
+    if (type === 'gzip') data = await runProgram('gzip', ['-d'], data);
+    else if (type === 'zstd') data = await runProgram('zstd', ['-d', '-q', '-c'], data);
+    else if (type === 'ccrypt') data = await runProgram('ccrypt', ['-d', '-E', 'KEY'], data, { KEY: keys.ccrypt });
+    else if (type === 'gpg') {
+      const home = await freshGnupgHome();
+      try {
+        data = await runProgram('gpg', ['--batch', '--quiet', '--pinentry-mode', 'loopback', '--passphrase-fd', '0', '--decrypt'], Buffer.concat([Buffer.from(`${keys.gpgPassphrase}\n`), data]), {
+          GNUPGHOME: home,
+        });
+      } finally {
+        await runProgram('gpgconf', ['--kill', 'all'], Buffer.alloc(0), { GNUPGHOME: home }).catch(() => undefined);
+        await rm(home, { recursive: true, force: true });
+      }
+    } else if (type === 'age') {
+      const dir = await mkdtemp(join(tmpdir(), 'bk-age-'));
+      await writeFile(join(dir, 'key.txt'), `${keys.ageIdentity}\n`, { mode: 0o600 });
+      data = await runProgram('age', ['-d', '-i', join(dir, 'key.txt')], data);
+      await rm(dir, { recursive: true, force: true });
+    } else throw new Error(`no decoder for ${step.processor}`);
+  }
+  const raw = steps[0];
+  if (raw && digest(data).sha256 !== raw.sha256) throw new Error('raw dump: sha256 differs from the manifest');
+  return data;
+}
+
+async function freshGnupgHome(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'bk-gpg-'));
+  await chmod(dir, 0o700);
+  return dir;
 }
