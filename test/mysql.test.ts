@@ -43,16 +43,34 @@ beforeAll(async () => {
     startMariaDb(host(), { name: 'wrong-pw-db', labels: { ...LABELS, 'backer.mysql.password': 'Text:not-the-password' } }),
     startMariaDb(host(), {
       name: 'bad-labels-db',
-      labels: { ...LABELS, 'backer.interval': 'every day', 'backer.target': 'nowhere', 'backer.mysql.password': 'Env:NOPE' },
+      labels: {
+        ...LABELS,
+        'backer.interval': 'every day',
+        'backer.target': 'nowhere',
+        'backer.mysql.password': 'Env:NOPE',
+        'backer.mysql.options.result-file': '/tmp/x',
+      },
+    }),
+    startMariaDb(host(), {
+      name: 'filter-db',
+      labels: {
+        ...LABELS,
+        'backer.target': 'local',
+        'backer.middleware': '',
+        'backer.mysql.ignore_tables': 'orders',
+        'backer.mysql.ignore_data': 'products',
+        'backer.mysql.options.skip-dump-date': 'true',
+      },
     }),
   ]);
   await seedShop(host(), 'shop-db');
+  await seedShop(host(), 'filter-db', 20);
   daemon = await startDaemon(env);
 });
 
 afterAll(async () => {
   await daemon?.close();
-  for (const name of ['shop-db', 'wrong-pw-db', 'bad-labels-db', 'restore-db']) {
+  for (const name of ['shop-db', 'wrong-pw-db', 'bad-labels-db', 'restore-db', 'filter-db']) {
     await docker(host(), ['rm', '-f', name]).catch(() => undefined);
   }
 });
@@ -142,6 +160,17 @@ describe('mysql backups of labelled containers', () => {
     expect(listing.backups.map((b) => b.manifest.name)).toEqual(expect.arrayContaining([first.name, second.name]));
   });
 
+  it('honours ignore_tables, ignore_data and pass-through options', async () => {
+    const job = await backup('filter-db');
+    expect(job.state).toBe('succeeded');
+    const key = job.result?.targets[0]?.artifact_key ?? '';
+    const dump = await readFile(join(env.dir, 'backups', key), 'utf8');
+    expect(dump).toMatch(/CREATE TABLE `products`/);
+    expect(dump).not.toMatch(/INSERT INTO `products`/);
+    expect(dump).not.toMatch(/CREATE TABLE `orders`/);
+    expect(dump).toMatch(/-- Dump completed\s*$/);
+  });
+
   it('fails a backup with a wrong password: failed job, no manifest, no artifact', async () => {
     const failed = await backup('wrong-pw-db');
     expect(failed.state).toBe('failed');
@@ -157,6 +186,8 @@ describe('mysql backups of labelled containers', () => {
     expect(where).toContain('container bad-labels-db label backer.interval');
     expect(where).toContain('container bad-labels-db label backer.target');
     expect(where).toContain('container bad-labels-db label backer.mysql.password');
+    const refused = problems.find((p) => p.where === 'container bad-labels-db label backer.mysql.options.result-file');
+    expect(refused?.message).toMatch(/--result-file is managed by Backer/);
     // Other test files share the engine: only this file's containers are asserted.
     const names = mandates.map((m) => m.name);
     expect(names).toEqual(expect.arrayContaining(['shop-db', 'wrong-pw-db']));
