@@ -1,16 +1,17 @@
 /**
  * A static files mandate backed up through zstd then gpg (public key) to S3 by an in-process
  * daemon; the artifact is then opened with the real programs only: gpg --decrypt, zstd -d, tar -x.
+ * The same mandate also goes through age and gzip+ccrypt, opened with age -d, ccrypt -d, gzip -d.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/daemon/daemon.js';
 import type { Manifest } from '../src/manifests/schema.js';
-import { digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
+import { backupThrough, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
 
 const MANDATE = 'mwe2e-files';
 let env: TestEnv;
@@ -80,5 +81,36 @@ describe('files → zstd → gpg → S3', () => {
     await runProgram('tar', ['-x', '-C', restored, '-f', '-'], tar);
     expect((await readFile(join(restored, 'db', 'dump.sql'))).equals(contents['dump.sql'])).toBe(true);
     expect((await readFile(join(restored, 'blob.bin'))).equals(contents['blob.bin'])).toBe(true);
+  });
+});
+
+describe('files → age, gzip+ccrypt → S3', () => {
+  it('stores artifacts that the real age, ccrypt and gzip open to the original files', async () => {
+    if (daemon === undefined) throw new Error('daemon did not start');
+    // The config keeps createTestEnv's middleware (compression, encryption, age …) and adds its own.
+    const chains: { chain: string[]; extension: RegExp; processors: string[] }[] = [
+      { chain: ['age'], extension: /\.tar\.age$/, processors: ['middleware:age:age'] },
+      { chain: ['compression', 'encryption'], extension: /\.tar\.gz\.cpt$/, processors: ['middleware:gzip:compression', 'middleware:ccrypt:encryption'] },
+    ];
+    for (const { chain, extension, processors } of chains) {
+      const result = await backupThrough(daemon, MANDATE, chain);
+      expect(result.error?.message ?? null).toBeNull();
+      expect(result.status).toBe('succeeded');
+      const target = result.targets.find((t) => t.target === 's3');
+      expect(target?.artifact_key).toMatch(new RegExp(`^${MANDATE}/`));
+      expect(target?.artifact_key).toMatch(extension);
+      const artifact = await s3Get(env.bucket, `backer/${target?.artifact_key ?? ''}`);
+      const manifest = JSON.parse((await s3Get(env.bucket, `backer/${target?.manifest_key ?? ''}`)).toString()) as Manifest;
+      expect(manifest.steps.map((s) => s.processor)).toEqual(['source:files', ...processors]);
+      expect(digest(artifact)).toEqual({ size: manifest.artifact.size, md5: manifest.artifact.md5, sha256: manifest.artifact.sha256 });
+      const tar = await decodeWithRealTools(artifact, manifest.steps, TEST_KEYS);
+
+      const restored = join(env.dir, `restored-${chain.join('-')}`);
+      await mkdir(restored);
+      await runProgram('tar', ['-x', '-C', restored, '-f', '-'], tar);
+      expect((await readdir(restored, { recursive: true })).sort()).toEqual(['blob.bin', 'db', join('db', 'dump.sql')]);
+      expect((await readFile(join(restored, 'db', 'dump.sql'))).equals(contents['dump.sql'])).toBe(true);
+      expect((await readFile(join(restored, 'blob.bin'))).equals(contents['blob.bin'])).toBe(true);
+    }
   });
 });

@@ -7,15 +7,15 @@ import type { Daemon } from '../src/daemon/daemon.js';
 import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { rdbLength } from '../src/sources/redis.js';
-import { digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { CCRYPT_KEY, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
+import { backupThrough, CCRYPT_KEY, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
 import { sampleCommandLines } from './helpers/proc.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
 const PASSWORD = 'r3dis-S3cret-pw!';
 const BACKUP_USER_PASSWORD = 'backup-Us3r-pw!';
-const CONTAINERS = ['redis-main', 'redis-wrongpw', 'redis-notool', 'redis-oldcli', 'redis-restore'];
+const CONTAINERS = ['redis-main', 'redis-wrongpw', 'redis-notool', 'redis-oldcli', 'redis-restore', 'redis-restore-zstd-gpg', 'redis-restore-age'];
 const LABELS = {
   'backer.enabled': 'true',
   'backer.type': 'redis',
@@ -141,6 +141,17 @@ async function decode(encrypted: Buffer): Promise<Buffer> {
   return runProgram('gzip', ['-d'], await runProgram('ccrypt', ['-d', '-E', 'KEY'], encrypted, { KEY: CCRYPT_KEY }));
 }
 
+/** A fresh redis-server (no password) in a new container that loads `raw` as its dump.rdb at start. */
+async function startRestored(name: string, raw: Buffer): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'bk-redis-restore-'));
+  await writeFile(join(dir, 'dump.rdb'), raw);
+  await docker(host(), ['create', '--name', name, '--network', 'none', '-v', '/usr:/usr:ro', '-v', '/etc:/etc:ro', HOST_IMAGE,
+    '/usr/bin/redis-server', '--port', '6379', '--bind', '127.0.0.1', '--dir', '/data', '--dbfilename', 'dump.rdb']);
+  await docker(host(), ['cp', join(dir, 'dump.rdb'), `${name}:/data/dump.rdb`]);
+  await docker(host(), ['start', name]);
+  await waitForPong(name, null);
+}
+
 function expectCleanRdb(raw: Buffer): void {
   expect(raw.subarray(0, 5).toString()).toBe('REDIS');
   expect(raw.subarray(5, 9).toString()).toMatch(/^\d{4}$/);
@@ -231,13 +242,7 @@ describe('redis backups of labelled containers', () => {
     expect(digest(raw)).toEqual({ size: rawStep?.size, md5: rawStep?.md5, sha256: rawStep?.sha256 });
     expectCleanRdb(raw);
 
-    const dir = await mkdtemp(join(tmpdir(), 'bk-redis-restore-'));
-    await writeFile(join(dir, 'dump.rdb'), raw);
-    await docker(host(), ['create', '--name', 'redis-restore', '--network', 'none', '-v', '/usr:/usr:ro', '-v', '/etc:/etc:ro', HOST_IMAGE,
-      '/usr/bin/redis-server', '--port', '6379', '--bind', '127.0.0.1', '--dir', '/data', '--dbfilename', 'dump.rdb']);
-    await docker(host(), ['cp', join(dir, 'dump.rdb'), 'redis-restore:/data/dump.rdb']);
-    await docker(host(), ['start', 'redis-restore']);
-    await waitForPong('redis-restore', null);
+    await startRestored('redis-restore', raw);
 
     const restored = await snapshot('redis-restore', null);
     expect(restored.dbsize0).toBe(String(3000 + 200 + 100 + 20 + 2));
@@ -245,6 +250,27 @@ describe('redis backups of labelled containers', () => {
     expect(restored).toEqual(await snapshot('redis-main', PASSWORD));
     expect(Number(await cli('redis-restore', ['TTL', 'session'], null))).toBeGreaterThan(80_000);
   });
+
+  it('backs up through zstd, gpg and age too, and the real tools restore it into a fresh redis-server', async () => {
+    for (const chain of [['zstd', 'gpg'], ['age']]) {
+      const result = await backupThrough(daemon, 'redis-main', chain);
+      expect(result.error?.message ?? null).toBeNull();
+      expect(result.status).toBe('succeeded');
+      const key = result.targets.find((t) => t.target === 's3')?.artifact_key ?? '';
+      expect(key).toMatch(chain[0] === 'age' ? /\.rdb\.age$/ : /\.rdb\.zst\.gpg$/);
+      const manifest = JSON.parse((await s3Get(env.bucket, `backer/${key.replace(/\.rdb\..*$/, '.manifest.json')}`)).toString()) as Manifest;
+      expect(manifest.steps.map((s) => s.processor)).toEqual(['source:redis', ...chain.map((name) => `middleware:${name}:${name}`)]);
+      const raw = await decodeWithRealTools(await s3Get(env.bucket, `backer/${key}`), manifest.steps, TEST_KEYS);
+      expectCleanRdb(raw);
+
+      const restore = `redis-restore-${chain.join('-')}`;
+      await startRestored(restore, raw);
+      const restored = await snapshot(restore, null);
+      expect(restored.dbsize0).toBe(String(3000 + 200 + 100 + 20 + 2));
+      expect(restored.dbsize3).toBe('2');
+      expect(restored).toEqual(await snapshot('redis-main', PASSWORD));
+    }
+  }, 120_000);
 
   it('falls back to --rdb into a temp file for redis-cli before 7.0, with an ACL user over a unix socket, and removes the file', async () => {
     const done = await backup('redis-oldcli');

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,8 +8,8 @@ import type { Daemon } from '../src/daemon/daemon.js';
 import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { checkSqliteImage } from '../src/sources/sqlite.js';
-import { digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { CCRYPT_KEY, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
+import { backupThrough, CCRYPT_KEY, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
@@ -218,6 +218,43 @@ describe('sqlite backups of labelled containers', () => {
     expect(cancelled.state).toBe('cancelled');
     await expectNoTempFiles('sqlite-app');
     expect((await localFiles('sqlite-app')).filter((f) => f.endsWith('.manifest.json'))).toHaveLength(1);
+  });
+
+  it('backs up through zstd, gpg and age too, and the real tools restore an intact snapshot', async () => {
+    const chains: { chain: string[]; extension: RegExp; processors: string[] }[] = [
+      { chain: ['zstd', 'gpg'], extension: /\.sqlite\.zst\.gpg$/, processors: ['middleware:zstd:zstd', 'middleware:gpg:gpg'] },
+      { chain: ['age'], extension: /\.sqlite\.age$/, processors: ['middleware:age:age'] },
+    ];
+    for (const { chain, extension, processors } of chains) {
+      const start = await eventCount('sqlite-app');
+      const result = await backupThrough(daemon, 'sqlite-app', chain);
+      const end = await eventCount('sqlite-app');
+      expect(result.error?.message ?? null).toBeNull();
+      expect(result.status).toBe('succeeded');
+      const target = result.targets.find((t) => t.target === 's3');
+      expect(target?.artifact_key).toMatch(extension);
+      const artifact = await s3Get(env.bucket, `backer/${target?.artifact_key ?? ''}`);
+      const manifest = JSON.parse((await s3Get(env.bucket, `backer/${target?.manifest_key ?? ''}`)).toString()) as Manifest;
+      expect(manifest.steps.map((s) => s.processor)).toEqual(['source:sqlite', ...processors]);
+      expect(digest(artifact)).toEqual({ size: manifest.artifact.size, md5: manifest.artifact.md5, sha256: manifest.artifact.sha256 });
+      const raw = await decodeWithRealTools(artifact, manifest.steps, TEST_KEYS);
+      expect(raw.subarray(0, 16).toString('latin1')).toBe('SQLite format 3\0');
+
+      const file = join(workDir, `through-${chain.join('-')}.sqlite`);
+      await writeFile(file, raw);
+      expect(await hostSqlite(file, 'PRAGMA integrity_check;')).toBe('ok');
+      expect(await hostSqlite(file, 'PRAGMA journal_mode;')).toBe('wal');
+      expect(await hostSqlite(file, 'SELECT count(*) FROM items;')).toBe('60000');
+      expect(await hostSqlite(file, itemsChecksum)).toBe(await sqlite('sqlite-app', itemsChecksum));
+      const count = Number(await hostSqlite(file, 'SELECT count(*) FROM events;'));
+      const maxId = Number(await hostSqlite(file, 'SELECT max(id) FROM events;'));
+      expect(count).toBeGreaterThanOrEqual(start);
+      expect(count).toBeLessThanOrEqual(end);
+      expect(maxId).toBe(count);
+      expect(await hostSqlite(file, eventsChecksum(maxId))).toBe(await sqlite('sqlite-app', eventsChecksum(maxId)));
+      await rm(file, { force: true });
+    }
+    expect(await tempFiles('sqlite-app')).toEqual([]);
   });
 
   it('fails with a clear message when the database file does not exist, and creates nothing', async () => {

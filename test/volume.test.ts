@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Daemon } from '../src/daemon/daemon.js';
 import type { Manifest } from '../src/manifests/schema.js';
+import type { BackupResult } from '../src/pipeline/run-backup.js';
 import type { Job } from '../src/queue/types.js';
 import type { OptionOrigin } from '../src/sources/types.js';
 import { planMounts, volumeSource, type ContainerMount } from '../src/sources/volume.js';
-import { digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
+import { backupThrough as sharedBackupThrough, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
@@ -41,6 +42,15 @@ async function startContainer(name: string, labels: Record<string, string>, volu
 async function backup(mandate: string): Promise<Job> {
   await daemon.services.discovery.refresh();
   return daemon.queue.wait(daemon.queue.enqueue(mandate, 'api').id);
+}
+
+/**
+ * Like backupThrough in helpers/env.ts (one backup of a mandate through other middleware), but with
+ * the config's volume settings as the daemon passes them: without them the helper would be
+ * busybox:stable, which the test engine does not have.
+ */
+function backupThrough(mandate: string, middleware: string[]): Promise<BackupResult> {
+  return sharedBackupThrough(daemon, mandate, middleware);
 }
 
 /** The docker CLI without stdin, for the many short polls. */
@@ -244,6 +254,34 @@ describe('volume backups of labelled containers', () => {
     const listing = (await runProgram('tar', ['-tv', '--numeric-owner', '-f', '-'], tar)).toString();
     expect(listing).toMatch(/-rw------- 1234\/1234 .* \.\/data\/db\/private/);
     await rm(dir, { recursive: true, force: true });
+    expect(await helpers('volume-app')).toBe('');
+  });
+
+  it('backs up through zstd, gpg, age and ccrypt too, and the real tools restore every file', async () => {
+    const chains: { chain: string[]; extension: RegExp; processors: string[] }[] = [
+      { chain: ['zstd', 'gpg'], extension: /\.tar\.zst\.gpg$/, processors: ['middleware:zstd:zstd', 'middleware:gpg:gpg'] },
+      { chain: ['age'], extension: /\.tar\.age$/, processors: ['middleware:age:age'] },
+      { chain: ['encryption'], extension: /\.tar\.cpt$/, processors: ['middleware:ccrypt:encryption'] },
+    ];
+    const expected = await containerHashes('volume-app', ['data', 'srv']);
+    for (const { chain, extension, processors } of chains) {
+      const result = await backupThrough('volume-app', chain);
+      expect(result.error?.message ?? null).toBeNull();
+      expect(result.status).toBe('succeeded');
+      const target = result.targets.find((t) => t.target === 's3');
+      expect(target?.artifact_key).toMatch(extension);
+      const artifact = await s3Get(env.bucket, `backer/${target?.artifact_key ?? ''}`);
+      const manifest = JSON.parse((await s3Get(env.bucket, `backer/${target?.manifest_key ?? ''}`)).toString()) as Manifest;
+      expect(manifest.steps.map((s) => s.processor)).toEqual(['source:volume', ...processors]);
+      expect(digest(artifact)).toEqual({ size: manifest.artifact.size, md5: manifest.artifact.md5, sha256: manifest.artifact.sha256 });
+      const tar = await decodeWithRealTools(artifact, manifest.steps, TEST_KEYS);
+      const { hashes, dir } = await archiveHashes(tar);
+      expect(hashes).toEqual(expected);
+      expect(Object.keys(hashes)).toContain('data/db/private');
+      expect(await readlink(join(dir, 'data/sub/link'))).toBe('../db/blob.bin');
+      expect((await readdir(dir)).sort()).toEqual(['data', 'srv']);
+      await rm(dir, { recursive: true, force: true });
+    }
     expect(await helpers('volume-app')).toBe('');
   });
 

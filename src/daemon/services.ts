@@ -22,7 +22,8 @@ export interface Services {
   middleware: Map<string, Middleware>;
   discovery: Discovery;
   mandate(name: string): MandateSpec;
-  backup(name: string, signal: AbortSignal): Promise<BackupResult>;
+  /** Runs one backup of a mandate now; `override` replaces parts of it for this run only. */
+  backup(name: string, signal: AbortSignal, override?: Partial<Pick<MandateSpec, 'middleware' | 'targets'>>): Promise<BackupResult>;
   close(): Promise<void>;
 }
 
@@ -86,11 +87,11 @@ export function createServices(options: ServiceOptions): Services {
     middleware,
     discovery,
     mandate,
-    backup(name, signal) {
+    backup(name, signal, override = {}) {
       if (!docker && mandate(name).source.container !== null) {
         throw new BackerError('DOCKER_UNAVAILABLE', 'Docker discovery is disabled', { component: 'daemon', permanent: true });
       }
-      return runBackup(mandate(name), {
+      return runBackup({ ...mandate(name), ...override }, {
         sources,
         targets,
         middleware,

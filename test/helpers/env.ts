@@ -8,8 +8,7 @@ import { inject } from 'vitest';
 import { loadConfigOrThrow } from '../../src/config/load.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger, SecretRegistry } from '../../src/logging/logger.js';
-import { runBackup, type BackupResult } from '../../src/pipeline/run-backup.js';
-import { sources } from '../../src/sources/index.js';
+import type { BackupResult } from '../../src/pipeline/run-backup.js';
 
 export const CCRYPT_KEY = 'correct-horse-battery-staple-42';
 export const GPG_PASSPHRASE = 'gpg-test-passphrase-7f3a';
@@ -117,22 +116,10 @@ export async function startDaemon(env: TestEnv): Promise<Daemon> {
   return daemon;
 }
 
-/**
- * Runs one backup of an existing mandate through other middleware than its labels say (the
- * pipeline itself, as the queue would run it), for tests that cover every middleware per source.
- */
+/** Runs one backup of an existing mandate through other middleware than its labels say. */
 export async function backupThrough(daemon: Daemon, mandate: string, middleware: string[]): Promise<BackupResult> {
   await daemon.services.discovery.refresh();
-  const services = daemon.services;
-  if (!services.docker) throw new Error('the test daemon has no Docker client');
-  return runBackup({ ...services.mandate(mandate), middleware }, {
-    sources,
-    targets: services.targets,
-    middleware: services.middleware,
-    docker: services.docker,
-    logger: services.logger,
-    registerSecret: (v) => services.secrets.add(v),
-  }, new AbortController().signal);
+  return daemon.services.backup(mandate, new AbortController().signal, { middleware });
 }
 
 export const TEST_KEYS = { ccrypt: CCRYPT_KEY, gpgPassphrase: GPG_PASSPHRASE, ageIdentity: AGE_IDENTITY };
