@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { buildHostImage, commandExists, startDockerd, startS3 } from './services.js';
 
@@ -16,6 +19,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (missing.length > 0) {
     throw new Error(`tests need ${missing.join(', ')} on this machine: run ./scripts/test (it installs them)`);
   }
+  // Every temp dir of this run (test envs, backups, keys) lives below one folder, removed at the end.
+  const runDir = await mkdtemp(join(tmpdir(), 'backer-test-'));
+  process.env.TMPDIR = runDir;
   const s3 = await startS3();
   const dockerd = await startDockerd();
   await buildHostImage(dockerd.host);
@@ -24,5 +30,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     await dockerd.stop();
     await s3.stop();
+    await rm(runDir, { recursive: true, force: true });
   };
 }
