@@ -1,3 +1,4 @@
+// Dumps of this file's containers are told apart from other files' by --skip-extended-insert.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
@@ -65,7 +66,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await daemon?.close();
-  await docker(host(), ['rm', '-f', 'big-db', 'mysql-notool', 'mysql-partial']).catch(() => undefined);
+  await docker(host(), ['rm', '-f', 'big-db', 'mysql-notool', 'mysql-partial', 'mysql-vanish']).catch(() => undefined);
 });
 
 it('passes no secret through any process argv during a backup', async () => {
@@ -85,7 +86,7 @@ it('fails a dump killed mid-way: failed job, no manifest, nothing left on the ta
   const job = daemon.queue.enqueue('big-db', 'api');
   let killed = false;
   for (let i = 0; i < 2000 && !killed; i++) {
-    const dump = (await allCommandLines()).find((p) => p.argv.startsWith('mariadb-dump') && p.argv.includes('--databases'));
+    const dump = (await allCommandLines()).find((p) => p.argv.startsWith('mariadb-dump') && p.argv.includes('--skip-extended-insert'));
     if (dump) {
       await new Promise((r) => setTimeout(r, 150));
       process.kill(dump.pid, 'SIGKILL');
@@ -129,12 +130,46 @@ it('fans one dump out to several targets: a failing target does not affect the o
   expect(local.backups[0]?.manifest.uuid).toBe(s3.backups[0]?.manifest.uuid);
 });
 
+it('fails cleanly when the container is removed mid-dump', async () => {
+  await startMariaDb(host(), {
+    name: 'mysql-vanish',
+    labels: {
+      'backer.enabled': 'true',
+      'backer.type': 'mysql',
+      'backer.target': 'local,s3',
+      'backer.mysql.password': 'Env:MYSQL_ROOT_PASSWORD',
+      'backer.mysql.database': 'shop',
+      'backer.mysql.options.skip-extended-insert': 'true',
+    },
+  });
+  await sql(host(), 'mysql-vanish', `USE shop; CREATE TABLE blobs (id INT PRIMARY KEY, body TEXT);
+    INSERT INTO blobs SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_150000;`);
+  await daemon.services.discovery.refresh();
+  const job = daemon.queue.enqueue('mysql-vanish', 'api');
+  let removed = false;
+  for (let i = 0; i < 2000 && !removed; i++) {
+    if ((await allCommandLines()).some((p) => p.argv.startsWith('mariadb-dump') && p.argv.includes('--skip-extended-insert'))) {
+      await new Promise((r) => setTimeout(r, 100));
+      await docker(host(), ['rm', '-f', 'mysql-vanish']);
+      removed = true;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  expect(removed).toBe(true);
+  const failed = await daemon.queue.wait(job.id);
+  expect(failed.state).toBe('failed');
+  expect(['DUMP_FAILED', 'DUMP_TRUNCATED']).toContain(failed.error?.code);
+  expect(failed.error?.message).toMatch(/mysql-vanish/);
+  expect(await daemon.services.targets.get('local')?.list('mysql-vanish/')).toEqual([]);
+  expect(await daemon.services.targets.get('s3')?.list('mysql-vanish/')).toEqual([]);
+});
+
 it('stops cleanly mid-backup: the job is cancelled and nothing half-written is left', async () => {
   const before = (await readdir(join(env.dir, 'backups', 'big-db'))).sort();
   const s3Before = await daemon.services.targets.get('s3')?.list('big-db/');
   const job = daemon.queue.enqueue('big-db', 'api');
   for (let i = 0; i < 2000; i++) {
-    if ((await allCommandLines()).some((p) => p.argv.startsWith('mariadb-dump') && p.argv.includes('--databases'))) break;
+    if ((await allCommandLines()).some((p) => p.argv.startsWith('mariadb-dump') && p.argv.includes('--skip-extended-insert'))) break;
     await new Promise((r) => setTimeout(r, 5));
   }
   await new Promise((r) => setTimeout(r, 100));
