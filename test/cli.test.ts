@@ -19,6 +19,7 @@ beforeAll(async () => {
   static-shop:
     container: static-db
     type: mysql
+    interval: "0 0 29 2 *"        # never during a test run: backups here are triggered by hand
     target: [local, s3]
     middleware: compression
     retention: 3
@@ -29,6 +30,7 @@ beforeAll(async () => {
         single-transaction: true
   host-files:
     type: files
+    interval: "0 0 29 2 *"
     target: local
     files:
       path: \${TEST_FILES_DIR}

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,13 +10,19 @@ import type { Job } from '../src/queue/types.js';
 import { rdbLength } from '../src/sources/redis.js';
 import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
 import { backupThrough, CCRYPT_KEY, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
-import { sampleCommandLines } from './helpers/proc.js';
+import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
 const PASSWORD = 'r3dis-S3cret-pw!';
 const BACKUP_USER_PASSWORD = 'backup-Us3r-pw!';
-const CONTAINERS = ['redis-main', 'redis-wrongpw', 'redis-notool', 'redis-oldcli', 'redis-restore', 'redis-restore-zstd-gpg', 'redis-restore-age'];
+/** Removed while redis-cli --rdb runs; unique (name and socket) so that /proc polling finds its dump only. */
+const MID_DUMP_ID = randomBytes(3).toString('hex');
+const MID_DUMP = `redis-middump-${MID_DUMP_ID}`;
+/** Not the default daily midnight schedule: a scheduled backup of this mandate would race its test. */
+const RARELY = '0 0 29 2 *';
+const MID_DUMP_SOCKET = `/run/redis-middump-${MID_DUMP_ID}.sock`;
+const CONTAINERS = ['redis-main', 'redis-wrongpw', 'redis-notool', 'redis-oldcli', 'redis-restore', 'redis-restore-zstd-gpg', 'redis-restore-age', MID_DUMP];
 const LABELS = {
   'backer.enabled': 'true',
   'backer.type': 'redis',
@@ -179,8 +186,10 @@ beforeAll(async () => {
       conf: 'user backup on >%s ~* +info +replconf +sync +psync +ping',
       socket: '/run/redis.sock',
     }),
+    startRedis({ name: MID_DUMP, labels: { ...LABELS, 'backer.interval': RARELY, 'backer.redis.socket': MID_DUMP_SOCKET }, socket: MID_DUMP_SOCKET }),
   ]);
   await seed('redis-main');
+  await seed(MID_DUMP);
   // A stand-in for redis-cli < 7.0: reports an old version and otherwise is the real redis-cli.
   await docker(host(), ['exec', '-i', 'redis-oldcli', '/usr/bin/bash', '-c', 'mkdir -p /opt/old && cat > /opt/old/redis-cli && chmod +x /opt/old/redis-cli'],
     '#!/bin/bash\nif [ "$1" = "--version" ]; then echo "redis-cli 6.0.16"; exit 0; fi\nexec /usr/bin/redis-cli "$@"\n');
@@ -311,6 +320,30 @@ describe('redis backups of labelled containers', () => {
     expect(failed.state).toBe('failed');
     expect(failed.error?.code).toBe('CONTAINER_NOT_RUNNING');
     expect(await localFiles('redis-wrongpw')).toEqual([]);
+  });
+
+  it('fails cleanly when the container is removed mid-dump', async () => {
+    await daemon.services.discovery.refresh();
+    const queued = daemon.queue.enqueue(MID_DUMP, 'api');
+    // With diskless replication the server waits repl-diskless-sync-delay (5 s) before it sends the
+    // RDB: once redis-cli --rdb runs, it is connected and waiting, and the removal lands mid-dump.
+    const deadline = Date.now() + 30_000;
+    let seenAt = 0;
+    while (seenAt === 0 && Date.now() < deadline) {
+      const dumping = (await allCommandLines()).some((p) => p.argv.startsWith('redis-cli') && p.argv.includes(MID_DUMP_SOCKET) && p.argv.includes('--rdb'));
+      if (dumping) seenAt = Date.now();
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(seenAt).toBeGreaterThan(0);
+    await docker(host(), ['rm', '-f', '-v', MID_DUMP]);
+    expect(Date.now() - seenAt).toBeLessThan(4_000); // still inside the server's 5 s delay: no RDB byte was sent yet
+    const failed = await daemon.queue.wait(queued.id);
+    expect(failed.state).toBe('failed');
+    expect(['DUMP_FAILED', 'DUMP_TRUNCATED', 'CONTAINER_NOT_FOUND']).toContain(failed.error?.code);
+    expect(failed.error?.message).toMatch(new RegExp(`redis-cli.* in container ${MID_DUMP}\\b`));
+    expect(await localFiles(MID_DUMP)).toEqual([]);
+    expect(await daemon.services.targets.get('local')?.list(`${MID_DUMP}/`)).toEqual([]);
+    expect(await daemon.services.targets.get('s3')?.list(`${MID_DUMP}/`)).toEqual([]);
   });
 
   it('never writes a secret to the logs', () => {

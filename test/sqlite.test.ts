@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,11 +11,19 @@ import type { Job } from '../src/queue/types.js';
 import { checkSqliteImage } from '../src/sources/sqlite.js';
 import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
 import { backupThrough, CCRYPT_KEY, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
+import { allCommandLines } from './helpers/proc.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
 const run = promisify(execFile);
-const CONTAINERS = ['sqlite-app', 'sqlite-journal', 'sqlite-missing', 'sqlite-broken', 'sqlite-notool', 'sqlite-badlabel'];
+/** Removed while the copy streams out; unique names and paths so that /proc polling finds its dump only. */
+const MID_DUMP_ID = randomBytes(3).toString('hex');
+const MID_DUMP = `sqlite-middump-${MID_DUMP_ID}`;
+/** Not the default daily midnight schedule: a scheduled backup of this mandate would race its test. */
+const RARELY = '0 0 29 2 *';
+const MID_DUMP_DB = `/data/middump-${MID_DUMP_ID}.db`;
+const MID_DUMP_TEMP = `/data/tmp-${MID_DUMP_ID}`;
+const CONTAINERS = ['sqlite-app', 'sqlite-journal', 'sqlite-missing', 'sqlite-broken', 'sqlite-notool', 'sqlite-badlabel', MID_DUMP];
 const LABELS = {
   'backer.enabled': 'true',
   'backer.type': 'sqlite',
@@ -37,7 +46,7 @@ async function sqlite(container: string, sql: string, db = '/data/app.db'): Prom
 }
 
 /** An app database: a static table with blobs and an append-only event log. */
-async function createDatabase(container: string, journalMode: 'wal' | 'delete', rows: number): Promise<void> {
+async function createDatabase(container: string, journalMode: 'wal' | 'delete', rows: number, db?: string): Promise<void> {
   await sqlite(
     container,
     `PRAGMA journal_mode=${journalMode};
@@ -47,6 +56,7 @@ async function createDatabase(container: string, journalMode: 'wal' | 'delete', 
      CREATE INDEX items_name ON items(name);
      CREATE TABLE events (id INTEGER PRIMARY KEY, at TEXT NOT NULL, payload TEXT NOT NULL);
      INSERT INTO events (at, payload) VALUES (datetime('now'), 'first');`,
+    db,
   );
 }
 
@@ -99,6 +109,15 @@ async function localFiles(mandate: string): Promise<string[]> {
   return readdir(join(env.dir, 'backups', mandate)).catch(() => []);
 }
 
+/** Bytes in the local target's temp files of the mandate (the artifact being written). */
+async function localPartialSize(mandate: string): Promise<number> {
+  let size = 0;
+  for (const name of await localFiles(mandate)) {
+    if (name.includes('.partial-')) size += (await stat(join(env.dir, 'backups', mandate, name)).catch(() => undefined))?.size ?? 0;
+  }
+  return size;
+}
+
 async function decode(encrypted: Buffer): Promise<Buffer> {
   return runProgram('gzip', ['-d'], await runProgram('ccrypt', ['-d', '-E', 'KEY'], encrypted, { KEY: CCRYPT_KEY }));
 }
@@ -114,8 +133,15 @@ beforeAll(async () => {
     startBox('sqlite-broken', LABELS),
     startBox('sqlite-notool', LABELS, '/nonexistent'),
     startBox('sqlite-badlabel', { ...LABELS, 'backer.sqlite.path': "/data/it's.db" }),
+    startBox(MID_DUMP, { ...LABELS, 'backer.interval': RARELY, 'backer.sqlite.path': MID_DUMP_DB, 'backer.sqlite.temp_dir': MID_DUMP_TEMP }),
   ]);
-  await Promise.all([createDatabase('sqlite-app', 'wal', 60_000), createDatabase('sqlite-journal', 'delete', 5_000)]);
+  await docker(host(), ['exec', MID_DUMP, 'mkdir', MID_DUMP_TEMP]);
+  await Promise.all([
+    createDatabase('sqlite-app', 'wal', 60_000),
+    createDatabase('sqlite-journal', 'delete', 5_000),
+    // ~85 MB: VACUUM INTO takes a moment, and streaming it through gzip and ccrypt several seconds.
+    createDatabase(MID_DUMP, 'wal', 200_000, MID_DUMP_DB),
+  ]);
   await docker(host(), ['exec', '-i', 'sqlite-broken', 'bash', '-c', 'cat > /data/app.db'], 'this is not a database\n'.repeat(100));
   await Promise.all([startWriter('sqlite-app'), startWriter('sqlite-journal')]);
   daemon = await startDaemon(env);
@@ -290,6 +316,29 @@ describe('sqlite backups of labelled containers', () => {
     const problem = problems.find((p) => p.where === 'container sqlite-badlabel label backer.sqlite.path');
     expect(problem?.message).toMatch(/quotes/);
     expect(mandates.map((m) => m.name)).not.toContain('sqlite-badlabel');
+  });
+
+  it('fails cleanly when the container is removed mid-dump', async () => {
+    await daemon.services.discovery.refresh();
+    const queued = daemon.queue.enqueue(MID_DUMP, 'api');
+    // Under way: cat streams the consistent copy out of the container, and the local target has received bytes.
+    const catArgv = `cat -- ${MID_DUMP_TEMP}/backer-`;
+    const deadline = Date.now() + 60_000;
+    let streaming = false;
+    while (!streaming && Date.now() < deadline) {
+      const catRuns = (await allCommandLines()).some((p) => p.argv.startsWith(catArgv));
+      streaming = catRuns && (await localPartialSize(MID_DUMP)) > 0;
+      if (!streaming) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(streaming).toBe(true);
+    await docker(host(), ['rm', '-f', '-v', MID_DUMP]);
+    const failed = await daemon.queue.wait(queued.id);
+    expect(failed.state).toBe('failed');
+    expect(['DUMP_FAILED', 'DUMP_TRUNCATED', 'CONTAINER_NOT_FOUND']).toContain(failed.error?.code);
+    expect(failed.error?.message).toMatch(new RegExp(`in container ${MID_DUMP}\\b`));
+    expect(await localFiles(MID_DUMP)).toEqual([]);
+    expect(await daemon.services.targets.get('local')?.list(`${MID_DUMP}/`)).toEqual([]);
+    expect(await daemon.services.targets.get('s3')?.list(`${MID_DUMP}/`)).toEqual([]);
   });
 
   it('fails with CONTAINER_NOT_RUNNING when the container is stopped', async () => {

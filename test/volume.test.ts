@@ -18,7 +18,12 @@ const host = (): string => inject('dockerHost');
 const suffix = randomBytes(3).toString('hex');
 const VOLUME = `volume-data-${suffix}`;
 const BIG_VOLUME = `volume-big-${suffix}`;
-const CONTAINERS = ['volume-app', 'volume-paths', 'volume-stop', 'volume-fail', 'volume-nomount', 'volume-bad'];
+/** Removed while its helper copies; the helper holds the named volume, so the copy goes on. */
+const MID_DUMP = `volume-middump-${suffix}`;
+/** Not the default daily midnight schedule: a scheduled backup of this mandate would race its test. */
+const RARELY = '0 0 29 2 *';
+const MID_DUMP_VOLUME = `volume-middump-data-${suffix}`;
+const CONTAINERS = ['volume-app', 'volume-paths', 'volume-stop', 'volume-fail', 'volume-nomount', 'volume-bad', MID_DUMP];
 const BASE_LABELS = {
   'backer.enabled': 'true',
   'backer.type': 'volume',
@@ -151,12 +156,14 @@ beforeAll(async () => {
   await chmod(join(srvDir, 'one.txt'), 0o600);
   await docker(host(), ['volume', 'create', VOLUME]);
   await docker(host(), ['volume', 'create', BIG_VOLUME]);
+  await docker(host(), ['volume', 'create', MID_DUMP_VOLUME]);
   await startContainer('volume-app', {});
   await startContainer('volume-paths', { 'backer.volume.paths': '/data/sub,/srv/one.txt' });
   await startContainer('volume-stop', { 'backer.volume.stop': 'true' }, BIG_VOLUME);
   await startContainer('volume-fail', { 'backer.volume.stop': 'true', 'backer.volume.paths': '/data/does-not-exist' });
   await startContainer('volume-nomount', { 'backer.volume.stop': 'true', 'backer.volume.paths': '/opt/app' });
   await startContainer('volume-bad', { 'backer.volume.stop': 'maybe', 'backer.volume.paths': 'data' });
+  await startContainer(MID_DUMP, { 'backer.interval': RARELY }, MID_DUMP_VOLUME);
   // Data owned by another user, mode 600, a symlink and an empty file: the helper reads them all.
   await docker(host(), ['exec', 'volume-app', 'bash', '-c', [
     'mkdir -p /data/sub/deep /data/db',
@@ -167,13 +174,14 @@ beforeAll(async () => {
     'ln -s ../db/blob.bin /data/sub/link',
   ].join(' && ')]);
   await docker(host(), ['exec', 'volume-stop', 'bash', '-c', 'head -c 96M /dev/urandom > /data/big.bin && echo small > /data/small.txt']);
+  await docker(host(), ['exec', MID_DUMP, 'bash', '-c', 'head -c 96M /dev/urandom > /data/big.bin && echo small > /data/small.txt']);
   daemon = await startDaemon(env);
 });
 
 afterAll(async () => {
   await daemon?.close();
   for (const name of CONTAINERS) await docker(host(), ['rm', '-f', name]).catch(() => undefined);
-  await docker(host(), ['volume', 'rm', '-f', VOLUME, BIG_VOLUME]).catch(() => undefined);
+  await docker(host(), ['volume', 'rm', '-f', VOLUME, BIG_VOLUME, MID_DUMP_VOLUME]).catch(() => undefined);
   await rm(srvDir, { recursive: true, force: true });
   // The big volume's backups are ~100 MB: don't leave them in /tmp.
   if (env) await rm(env.dir, { recursive: true, force: true });
@@ -309,7 +317,9 @@ describe('volume backups of labelled containers', () => {
     expect(await running('volume-stop')).toBe(true);
     expect(await startedAt('volume-stop')).not.toBe(before);
     const { data, manifest } = await s3Artifact(job);
-    expect(manifest.source).toMatchObject({ paths: ['/data', '/srv'], volumes: [BIG_VOLUME], stopped: true });
+    // Docker lists mounts in no fixed order.
+    expect([...(manifest.source.paths as string[])].sort()).toEqual(['/data', '/srv']);
+    expect(manifest.source).toMatchObject({ volumes: [BIG_VOLUME], stopped: true });
     const { hashes, dir } = await archiveHashes(await runProgram('gzip', ['-d'], data));
     expect(hashes['data/big.bin']).toBe((await containerHashes('volume-stop', ['data']))['data/big.bin']);
     await rm(dir, { recursive: true, force: true });
@@ -357,6 +367,37 @@ describe('volume backups of labelled containers', () => {
     expect(await helpers('volume-stop')).toBe('');
     expect(await localFiles('volume-stop')).toEqual(filesBefore);
     expect(await daemon.services.targets.get('s3')?.list('volume-stop/')).toEqual(s3Before);
+  });
+
+  it('completes the backup when the container is removed mid-dump: the helper holds the volumes', async () => {
+    // Removing the container does not remove its named volume, and the helper has it mounted: the
+    // copy is not cut short, so the correct outcome is a complete backup of the data as it was.
+    const expected = await containerHashes(MID_DUMP, ['data', 'srv']);
+    await daemon.services.discovery.refresh();
+    const queued = daemon.queue.enqueue(MID_DUMP, 'api');
+    await waitFor(async () => (await helpers(MID_DUMP)) !== '' && (await copying(MID_DUMP)), 'the copy to stream');
+    await docker(host(), ['rm', '-f', MID_DUMP]);
+    expect(daemon.queue.get(queued.id)?.state).toBe('running'); // removed mid-copy, not after it
+    const job = await daemon.queue.wait(queued.id);
+    expect(job.error).toBeNull();
+    expect(job.state).toBe('succeeded');
+    expect(job.result?.targets.map((t) => [t.target, t.status])).toEqual([['local', 'succeeded'], ['s3', 'succeeded']]);
+    expect(await helpers(MID_DUMP)).toBe('');
+    expect(await dockerOut(['ps', '-aq', '--filter', 'label=backer.helper=true', '--filter', `label=backer.helper.mandate=${MID_DUMP}`])).toBe('');
+
+    const { data, manifest } = await s3Artifact(job);
+    expect(manifest.source).toMatchObject({ type: 'volume', container: MID_DUMP, volumes: [MID_DUMP_VOLUME], stopped: false });
+    expect(digest(data)).toEqual({ size: manifest.artifact.size, md5: manifest.artifact.md5, sha256: manifest.artifact.sha256 });
+    const local = await readFile(join(env.dir, 'backups', job.result?.targets[0]?.artifact_key ?? ''));
+    expect(digest(local).sha256).toBe(manifest.artifact.sha256);
+    const listed = (await daemon.services.targets.get('local')?.list(`${MID_DUMP}/`))?.map((o) => o.key);
+    expect(listed).toEqual([job.result?.targets[0]?.artifact_key, job.result?.targets[0]?.manifest_key].sort());
+    const tar = await runProgram('gzip', ['-d'], data);
+    expect(digest(tar).sha256).toBe(manifest.steps[0]?.sha256);
+    const { hashes, dir } = await archiveHashes(tar);
+    expect(Object.keys(hashes)).toContain('data/big.bin');
+    expect(hashes).toEqual(expected);
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('stop=true: a daemon shutdown mid-copy starts the container again', async () => {

@@ -17,13 +17,19 @@ export interface Daemon {
 export interface DaemonOptions extends ServiceOptions {
   /** Mandates to back up once right after start (the demo uses this). */
   runOnStart?: string[];
+  /** Compute schedules but never fire them (tests trigger backups themselves). Default false. */
+  schedulesPaused?: boolean;
 }
 
 export function createDaemon(options: DaemonOptions): Daemon {
   // The scheduler's trigger reaches the queue only when a cron fires, after start().
   const secrets = options.secrets ?? new SecretRegistry();
   const logger = options.logger ?? createLogger({ level: options.config.log.level, format: options.config.log.format, secrets });
-  const scheduler: Scheduler = createScheduler({ trigger: (m) => queue.enqueue(m, 'schedule'), logger: logger.child({ component: 'scheduler' }) });
+  const scheduler: Scheduler = createScheduler({
+    trigger: (m) => queue.enqueue(m, 'schedule'),
+    logger: logger.child({ component: 'scheduler' }),
+    paused: options.schedulesPaused ?? false,
+  });
   const services = createServices({ ...options, secrets, logger, onSnapshot: (s) => scheduler.update(s.mandates) });
   const queue = createQueue({
     concurrency: options.config.queue.concurrency,

@@ -9,7 +9,14 @@ export interface Scheduler {
   close(): Promise<void>;
 }
 
-export function createScheduler(options: { trigger(mandate: string): void; logger: Logger }): Scheduler {
+export interface SchedulerOptions {
+  trigger(mandate: string): void;
+  logger: Logger;
+  /** Track schedules (nextRun) without ever firing them; for tests. Default false. */
+  paused?: boolean;
+}
+
+export function createScheduler(options: SchedulerOptions): Scheduler {
   const jobs = new Map<string, { interval: string; cron: Cron }>();
   let closed = false;
   return {
@@ -25,7 +32,7 @@ export function createScheduler(options: { trigger(mandate: string): void; logge
       for (const [name, interval] of wanted) {
         if (jobs.has(name)) continue;
         // UTC, like the <DATE> placeholder, so that schedules do not move with the host's zone.
-        const cron = new Cron(interval, { timezone: 'UTC', protect: true, mode: '5-or-6-parts' }, () => options.trigger(name));
+        const cron = new Cron(interval, { timezone: 'UTC', protect: true, mode: '5-or-6-parts', paused: options.paused ?? false }, () => options.trigger(name));
         jobs.set(name, { interval, cron });
         options.logger.debug({ mandate: name, interval, next: cron.nextRun()?.toISOString() }, 'scheduled');
       }
