@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Daemon } from '../src/daemon/daemon.js';
@@ -7,7 +7,7 @@ import { listBackups } from '../src/manifests/store.js';
 import type { Target } from '../src/targets/types.js';
 import type { Job } from '../src/queue/types.js';
 import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { backupThrough, CCRYPT_KEY, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
+import { backupNow, backupThrough, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
 import { checksums, ROOT_PASSWORD, seedShop, sql, startMariaDb } from './helpers/mariadb.js';
 import { docker } from './setup/services.js';
 
@@ -26,15 +26,9 @@ const LABELS = {
 let env: TestEnv;
 let daemon: Daemon;
 
-async function backup(mandate: string): Promise<Job> {
-  await daemon.services.discovery.refresh();
-  const job = daemon.queue.enqueue(mandate, 'api');
-  return daemon.queue.wait(job.id);
-}
+const backup = (mandate: string): Promise<Job> => backupNow(daemon, mandate);
 
-async function localFiles(mandate: string): Promise<string[]> {
-  return readdir(join(env.dir, 'backups', mandate)).catch(() => []);
-}
+const localFiles = (mandate: string): Promise<string[]> => listLocalFiles(env, mandate);
 
 beforeAll(async () => {
   env = await createTestEnv('mysql');

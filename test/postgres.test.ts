@@ -1,6 +1,6 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
@@ -13,7 +13,7 @@ import type { Job } from '../src/queue/types.js';
 import { postgresSource } from '../src/sources/postgres.js';
 import type { DumpContext, OptionOrigin } from '../src/sources/types.js';
 import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { backupThrough, CCRYPT_KEY, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
+import { backupNow, backupThrough, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
 import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
 import { HOST_IMAGE } from './setup/services.js';
 
@@ -154,15 +154,9 @@ const CONTAINERS = {
 let env: TestEnv;
 let daemon: Daemon;
 
-async function backup(mandate: string): Promise<Job> {
-  await daemon.services.discovery.refresh();
-  const job = daemon.queue.enqueue(mandate, 'api');
-  return daemon.queue.wait(job.id);
-}
+const backup = (mandate: string): Promise<Job> => backupNow(daemon, mandate);
 
-async function localFiles(mandate: string): Promise<string[]> {
-  return readdir(join(env.dir, 'backups', mandate)).catch(() => []);
-}
+const localFiles = (mandate: string): Promise<string[]> => listLocalFiles(env, mandate);
 
 async function localManifest(mandate: string): Promise<Manifest> {
   const file = (await localFiles(mandate)).find((f) => f.endsWith('.manifest.json')) ?? '';

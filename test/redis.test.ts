@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -9,7 +9,7 @@ import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { rdbLength } from '../src/sources/redis.js';
 import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { backupThrough, CCRYPT_KEY, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
+import { backupNow, backupThrough, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
 import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
@@ -134,15 +134,9 @@ async function snapshot(container: string, password: string | null): Promise<Rec
 let env: TestEnv;
 let daemon: Daemon;
 
-async function backup(mandate: string): Promise<Job> {
-  await daemon.services.discovery.refresh();
-  const job = daemon.queue.enqueue(mandate, 'api');
-  return daemon.queue.wait(job.id);
-}
+const backup = (mandate: string): Promise<Job> => backupNow(daemon, mandate);
 
-async function localFiles(mandate: string): Promise<string[]> {
-  return readdir(join(env.dir, 'backups', mandate)).catch(() => []);
-}
+const localFiles = (mandate: string): Promise<string[]> => listLocalFiles(env, mandate);
 
 async function decode(encrypted: Buffer): Promise<Buffer> {
   return runProgram('gzip', ['-d'], await runProgram('ccrypt', ['-d', '-E', 'KEY'], encrypted, { KEY: CCRYPT_KEY }));

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,7 +10,7 @@ import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { checkSqliteImage } from '../src/sources/sqlite.js';
 import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { backupThrough, CCRYPT_KEY, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
+import { backupNow, backupThrough, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
 import { allCommandLines } from './helpers/proc.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
@@ -99,15 +99,9 @@ let env: TestEnv;
 let daemon: Daemon;
 let workDir: string;
 
-async function backup(mandate: string): Promise<Job> {
-  await daemon.services.discovery.refresh();
-  const job = daemon.queue.enqueue(mandate, 'api');
-  return daemon.queue.wait(job.id);
-}
+const backup = (mandate: string): Promise<Job> => backupNow(daemon, mandate);
 
-async function localFiles(mandate: string): Promise<string[]> {
-  return readdir(join(env.dir, 'backups', mandate)).catch(() => []);
-}
+const localFiles = (mandate: string): Promise<string[]> => listLocalFiles(env, mandate);
 
 /** Bytes in the local target's temp files of the mandate (the artifact being written). */
 async function localPartialSize(mandate: string): Promise<number> {

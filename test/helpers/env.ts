@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -9,6 +9,7 @@ import { loadConfigOrThrow } from '../../src/config/load.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger, SecretRegistry } from '../../src/logging/logger.js';
 import type { BackupResult } from '../../src/pipeline/run-backup.js';
+import type { Job } from '../../src/queue/types.js';
 
 export const CCRYPT_KEY = 'correct-horse-battery-staple-42';
 export const GPG_PASSPHRASE = 'gpg-test-passphrase-7f3a';
@@ -125,3 +126,14 @@ export async function backupThrough(daemon: Daemon, mandate: string, middleware:
 }
 
 export const TEST_KEYS = { ccrypt: CCRYPT_KEY, gpgPassphrase: GPG_PASSPHRASE, ageIdentity: AGE_IDENTITY };
+
+/** Triggers a backup through the daemon's queue, as the API does, and waits for the job. */
+export async function backupNow(daemon: Daemon, mandate: string): Promise<Job> {
+  await daemon.services.discovery.refresh();
+  return daemon.queue.wait(daemon.queue.enqueue(mandate, 'api').id);
+}
+
+/** File names under the local target's folder of one mandate (none when it does not exist). */
+export async function localFiles(env: TestEnv, mandate: string): Promise<string[]> {
+  return readdir(join(env.dir, 'backups', mandate)).catch(() => []);
+}
