@@ -12,8 +12,9 @@ import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { postgresSource } from '../src/sources/postgres.js';
 import type { DumpContext, OptionOrigin } from '../src/sources/types.js';
-import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { backupNow, backupThrough, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
+import { digest, runProgram, s3Get } from './helpers/artifacts.js';
+import { backupNow, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, type TestEnv } from './helpers/env.js';
+import { backupAndDecode } from './helpers/matrix.js';
 import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
 import { HOST_IMAGE } from './setup/services.js';
 
@@ -280,14 +281,9 @@ describe('postgres backups of labelled containers', () => {
 
   it('backs up through zstd, gpg and age too, and the real tools restore it with psql', async () => {
     for (const chain of [['zstd', 'gpg'], ['age']]) {
-      const result = await backupThrough(daemon, CONTAINERS.shop, chain);
-      expect(result.error?.message ?? null).toBeNull();
-      expect(result.status).toBe('succeeded');
-      const key = result.targets.find((t) => t.target === 's3')?.artifact_key ?? '';
+      const { key, manifest, raw } = await backupAndDecode(daemon, env.bucket, CONTAINERS.shop, chain);
       expect(key).toMatch(chain[0] === 'age' ? /\.sql\.age$/ : /\.sql\.zst\.gpg$/);
-      const manifest = JSON.parse((await s3Get(env.bucket, `backer/${key.replace(/\.sql\..*$/, '.manifest.json')}`)).toString()) as Manifest;
       expect(manifest.steps.map((s) => s.processor)).toEqual(['source:postgres', ...chain.map((name) => `middleware:${name}:${name}`)]);
-      const raw = await decodeWithRealTools(await s3Get(env.bucket, `backer/${key}`), manifest.steps, TEST_KEYS);
       expect(raw.toString()).toMatch(/-- PostgreSQL database dump complete/);
       // The plain restore test left shop in this server: drop it so the dump's CREATE DATABASE runs error-free.
       await psql(CONTAINERS.restorePlain, 'DROP DATABASE IF EXISTS shop;');

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,8 +7,9 @@ import type { Daemon } from '../src/daemon/daemon.js';
 import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { rdbLength } from '../src/sources/redis.js';
-import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { backupNow, backupThrough, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
+import { digest, runProgram, s3Get } from './helpers/artifacts.js';
+import { backupNow, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, type TestEnv } from './helpers/env.js';
+import { backupAndDecode } from './helpers/matrix.js';
 import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
@@ -31,25 +31,11 @@ const LABELS = {
   'backer.redis.password': 'Env:REDIS_PASSWORD',
 };
 
-/** The docker CLI with secrets in its own environment: `-e NAME` passes them on, argv never holds them. */
-async function dockerEnv(args: string[], env: Record<string, string>, input = ''): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('docker', args, { env: { ...process.env, ...env, DOCKER_HOST: host() } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`docker ${args.join(' ')}: ${err.trim()}`))));
-    child.stdin.end(input);
-  });
-}
-
 /** redis-cli inside a container, authenticated through REDISCLI_AUTH. */
 async function cli(container: string, args: string[], password: string | null = PASSWORD, input?: string): Promise<string> {
   const execArgs = ['exec', '-i'];
   if (password !== null) execArgs.push('-e', 'REDISCLI_AUTH');
-  return dockerEnv([...execArgs, container, 'redis-cli', ...args], password === null ? {} : { REDISCLI_AUTH: password }, input);
+  return docker(host(), [...execArgs, container, 'redis-cli', ...args], input, password === null ? {} : { REDISCLI_AUTH: password });
 }
 
 async function waitForPong(container: string, password: string | null, socket?: string): Promise<void> {
@@ -87,7 +73,7 @@ async function startRedis(options: RedisContainer): Promise<void> {
     '-c',
     `printf '${format}' ${values} > /data/redis.conf && exec /usr/bin/redis-server /data/redis.conf --port 6379 --bind 127.0.0.1 --dir /data${socketArgs}`,
   );
-  await dockerEnv(args, { REDIS_PASSWORD: PASSWORD, BACKUP_PASSWORD: BACKUP_USER_PASSWORD });
+  await docker(host(), args, undefined, { REDIS_PASSWORD: PASSWORD, BACKUP_PASSWORD: BACKUP_USER_PASSWORD });
   if (options.path === undefined) await waitForPong(options.name, PASSWORD);
 }
 
@@ -256,14 +242,9 @@ describe('redis backups of labelled containers', () => {
 
   it('backs up through zstd, gpg and age too, and the real tools restore it into a fresh redis-server', async () => {
     for (const chain of [['zstd', 'gpg'], ['age']]) {
-      const result = await backupThrough(daemon, 'redis-main', chain);
-      expect(result.error?.message ?? null).toBeNull();
-      expect(result.status).toBe('succeeded');
-      const key = result.targets.find((t) => t.target === 's3')?.artifact_key ?? '';
+      const { key, manifest, raw } = await backupAndDecode(daemon, env.bucket, 'redis-main', chain);
       expect(key).toMatch(chain[0] === 'age' ? /\.rdb\.age$/ : /\.rdb\.zst\.gpg$/);
-      const manifest = JSON.parse((await s3Get(env.bucket, `backer/${key.replace(/\.rdb\..*$/, '.manifest.json')}`)).toString()) as Manifest;
       expect(manifest.steps.map((s) => s.processor)).toEqual(['source:redis', ...chain.map((name) => `middleware:${name}:${name}`)]);
-      const raw = await decodeWithRealTools(await s3Get(env.bucket, `backer/${key}`), manifest.steps, TEST_KEYS);
       expectCleanRdb(raw);
 
       const restore = `redis-restore-${chain.join('-')}`;

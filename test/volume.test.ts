@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Daemon } from '../src/daemon/daemon.js';
 import type { Manifest } from '../src/manifests/schema.js';
-import type { BackupResult } from '../src/pipeline/run-backup.js';
 import type { Job } from '../src/queue/types.js';
 import type { OptionOrigin } from '../src/sources/types.js';
 import { planMounts, volumeSource, type ContainerMount } from '../src/sources/volume.js';
-import { decodeWithRealTools, digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { backupThrough as sharedBackupThrough, createTestEnv, startDaemon, TEST_KEYS, type TestEnv } from './helpers/env.js';
+import { digest, runProgram, s3Get } from './helpers/artifacts.js';
+import { createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { backupAndDecode } from './helpers/matrix.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
@@ -54,10 +54,6 @@ async function backup(mandate: string): Promise<Job> {
  * the config's volume settings as the daemon passes them: without them the helper would be
  * busybox:stable, which the test engine does not have.
  */
-function backupThrough(mandate: string, middleware: string[]): Promise<BackupResult> {
-  return sharedBackupThrough(daemon, mandate, middleware);
-}
-
 /** The docker CLI without stdin, for the many short polls. */
 async function dockerOut(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -273,16 +269,9 @@ describe('volume backups of labelled containers', () => {
     ];
     const expected = await containerHashes('volume-app', ['data', 'srv']);
     for (const { chain, extension, processors } of chains) {
-      const result = await backupThrough('volume-app', chain);
-      expect(result.error?.message ?? null).toBeNull();
-      expect(result.status).toBe('succeeded');
-      const target = result.targets.find((t) => t.target === 's3');
-      expect(target?.artifact_key).toMatch(extension);
-      const artifact = await s3Get(env.bucket, `backer/${target?.artifact_key ?? ''}`);
-      const manifest = JSON.parse((await s3Get(env.bucket, `backer/${target?.manifest_key ?? ''}`)).toString()) as Manifest;
+      const { key, manifest, raw: tar } = await backupAndDecode(daemon, env.bucket, 'volume-app', chain);
+      expect(key).toMatch(extension);
       expect(manifest.steps.map((s) => s.processor)).toEqual(['source:volume', ...processors]);
-      expect(digest(artifact)).toEqual({ size: manifest.artifact.size, md5: manifest.artifact.md5, sha256: manifest.artifact.sha256 });
-      const tar = await decodeWithRealTools(artifact, manifest.steps, TEST_KEYS);
       const { hashes, dir } = await archiveHashes(tar);
       expect(hashes).toEqual(expected);
       expect(Object.keys(hashes)).toContain('data/db/private');

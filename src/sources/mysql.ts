@@ -102,7 +102,7 @@ async function findTool(docker: Docker, container: string, user: string): Promis
   });
 }
 
-function resolve(ref: Ref, info: ContainerInfo, _docker: Docker, context: DumpContext, secret = false): Promise<string> {
+function resolve(ref: Ref, info: ContainerInfo, context: DumpContext, secret = false): Promise<string> {
   return resolveInContainer(ref, info, context, COMPONENT, { secret });
 }
 
@@ -155,9 +155,9 @@ async function dump(options: MysqlOptions, target: { container: string | null },
   const container = target.container;
   if (container === null) throw new BackerError('LABEL_INVALID', 'mysql mandates need a container', { component: COMPONENT, permanent: true });
   const info = await runningContainer(context.docker, container, COMPONENT);
-  const user = await resolve(options.user, info, context.docker, context);
-  const password = options.password === null ? null : await resolve(options.password, info, context.docker, context, true);
-  const databaseValue = await resolve(options.database, info, context.docker, context);
+  const user = await resolve(options.user, info, context);
+  const password = options.password === null ? null : await resolve(options.password, info, context, true);
+  const databaseValue = await resolve(options.database, info, context);
   const databases = parseDatabaseList(databaseValue, (msg) =>
     new BackerError('LABEL_INVALID', `container ${container} label backer.mysql.database: ${msg}`, { component: COMPONENT, permanent: true }),
   );

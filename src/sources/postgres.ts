@@ -150,7 +150,7 @@ interface Connection {
   signal: AbortSignal;
 }
 
-function resolve(ref: Ref, info: ContainerInfo, _docker: Docker, execUser: string, context: DumpContext, secret = false): Promise<string> {
+function resolve(ref: Ref, info: ContainerInfo, execUser: string, context: DumpContext, secret = false): Promise<string> {
   return resolveInContainer(ref, info, context, COMPONENT, { secret, execUser });
 }
 
@@ -281,11 +281,11 @@ async function dump(options: PostgresOptions, target: { container: string | null
   if (container === null) throw new BackerError('LABEL_INVALID', 'postgres mandates need a container', { component: COMPONENT, permanent: true });
   const info = await runningContainer(context.docker, container, COMPONENT);
   const execUser = options.execUser ?? info.user;
-  const user = await resolve(options.user, info, context.docker, execUser, context);
-  const password = options.password === null ? null : await resolve(options.password, info, context.docker, execUser, context, true);
+  const user = await resolve(options.user, info, execUser, context);
+  const password = options.password === null ? null : await resolve(options.password, info, execUser, context, true);
   const labelFail = (msg: string): BackerError =>
     new BackerError('LABEL_INVALID', `container ${container} label backer.postgres.database: ${msg}`, { component: COMPONENT, permanent: true });
-  const requested = parseDatabaseList(await resolve(options.database, info, context.docker, execUser, context), labelFail);
+  const requested = parseDatabaseList(await resolve(options.database, info, execUser, context), labelFail);
   if (options.format === 'custom' && (requested === '*' || requested.length > 1)) throw labelFail(CUSTOM_ONE_DATABASE);
 
   const tools = ['pg_dump', 'psql', ...(options.globals ? ['pg_dumpall'] : [])];

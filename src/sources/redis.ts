@@ -79,7 +79,7 @@ function parse(raw: Record<string, string>, origin: OptionOrigin): RedisOptions 
   return { password: raw.password === undefined ? null : parseRef(raw.password), user, socket, port };
 }
 
-function resolve(ref: Ref, info: ContainerInfo, _docker: Docker, context: DumpContext, secret = false): Promise<string> {
+function resolve(ref: Ref, info: ContainerInfo, context: DumpContext, secret = false): Promise<string> {
   return resolveInContainer(ref, info, context, COMPONENT, { secret });
 }
 
@@ -91,18 +91,18 @@ function invalid(container: string, key: string, message: string): BackerError {
 async function connectionArgs(options: RedisOptions, info: ContainerInfo, context: DumpContext): Promise<string[]> {
   const args: string[] = [];
   if (options.socket !== null) {
-    const socket = (await resolve(options.socket, info, context.docker, context)).trim();
+    const socket = (await resolve(options.socket, info, context)).trim();
     const problem = checkSocket(socket);
     if (problem !== null) throw invalid(info.name, 'socket', problem);
     args.push('-s', socket);
   } else {
-    const port = (await resolve(options.port, info, context.docker, context)).trim();
+    const port = (await resolve(options.port, info, context)).trim();
     const problem = checkPort(port);
     if (problem !== null) throw invalid(info.name, 'port', problem);
     args.push('-h', '127.0.0.1', '-p', port);
   }
   if (options.user !== null) {
-    const user = await resolve(options.user, info, context.docker, context);
+    const user = await resolve(options.user, info, context);
     if (user.trim() === '' || CONTROL.test(user)) throw invalid(info.name, 'user', 'expected an ACL user name without control characters');
     args.push('--user', user);
   }
@@ -253,7 +253,7 @@ async function dump(options: RedisOptions, target: { container: string | null },
   const container = target.container;
   if (container === null) throw new BackerError('LABEL_INVALID', 'redis mandates need a container', { component: COMPONENT, permanent: true });
   const info = await runningContainer(context.docker, container, COMPONENT);
-  const password = options.password === null ? null : await resolve(options.password, info, context.docker, context, true);
+  const password = options.password === null ? null : await resolve(options.password, info, context, true);
   const args = await connectionArgs(options, info, context);
   // REDISCLI_AUTH: redis-cli's documented variable for the password, so it never shows in argv.
   const env = password === null ? [] : [`REDISCLI_AUTH=${password}`];
