@@ -479,7 +479,7 @@ describe('postgres label parsing', () => {
     expect(refusal({ format: 'custom' })).toMatch(/backer\.postgres\.database: format custom holds exactly one database/);
     expect(refusal({ format: 'custom', database: 'shop', globals: 'true' })).toMatch(/backer\.postgres\.globals:/);
     expect(refusal({ format: 'directory' })).toMatch(/backer\.postgres\.format: expected plain or custom/);
-    expect(refusal({ globals: 'yes' })).toMatch(/expected true or false/);
+    expect(refusal({ globals: 'maybe' })).toMatch(/backer\.postgres\.globals: expected true or false \(also yes\/no, on\/off, 1\/0\), received "maybe"/);
     expect(refusal({ socket_dir: 'tmp' })).toMatch(/backer\.postgres\.socket_dir/);
     expect(refusal({ socket_dir: '/tmp,db.example.com' })).toMatch(/backer\.postgres\.socket_dir/);
     expect(refusal({ exec_user: 'root; rm' })).toMatch(/backer\.postgres\.exec_user/);

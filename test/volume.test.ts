@@ -222,7 +222,8 @@ describe('volume mount selection and options', () => {
     expect(() => volumeSource.parse({ paths: 'data' }, origin)).toThrow('container app label backer.volume.paths: expected absolute paths inside the container, got "data"');
     expect(() => volumeSource.parse({ paths: '/data/../etc' }, origin)).toThrow(/"\/data\/\.\.\/etc" contains/);
     expect(() => volumeSource.parse({ paths: '/' }, origin)).toThrow(/"\/" is not a mount/);
-    expect(() => volumeSource.parse({ stop: 'yes' }, origin)).toThrow('container app label backer.volume.stop: expected true or false, received "yes"');
+    expect(volumeSource.parse({ stop: 'yes' }, origin)).toEqual({ paths: null, stop: true });
+    expect(() => volumeSource.parse({ stop: 'maybe' }, origin)).toThrow('container app label backer.volume.stop: expected true or false (also yes/no, on/off, 1/0), received "maybe"');
     expect(() => volumeSource.parse({ path: '/data' }, origin)).toThrow(/backer\.volume\.path: unknown volume option; known: paths, stop/);
   });
 

@@ -4,6 +4,7 @@ import type { MandateSpec } from '../config/mandate-types.js';
 import { BackerError } from '../errors.js';
 import { listBackups } from '../manifests/store.js';
 import type { Queue } from '../queue/queue.js';
+import type { Job } from '../queue/types.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { Services } from '../daemon/services.js';
 import { BACKER_VERSION } from '../util/version.js';
@@ -13,6 +14,11 @@ export interface ApiDeps {
   services: Pick<Services, 'discovery' | 'mandate' | 'targets' | 'secrets'>;
   queue: Queue;
   scheduler: Pick<Scheduler, 'nextRun'>;
+  /**
+   * Resolves once the daemon has started (start-up recovery done, mandates discovered). Until then
+   * health answers `starting` and every other request waits for it. Default: ready at once.
+   */
+  ready?: Promise<void>;
 }
 
 function mandateJson(m: MandateSpec, nextRun: Date | null): Record<string, unknown> {
@@ -30,6 +36,21 @@ function mandateJson(m: MandateSpec, nextRun: Date | null): Record<string, unkno
   };
 }
 
+/** Waits at most `ms` for the job; ends the wait (listener and timer) early when the client goes away. */
+async function waitForJob(queue: Queue, id: string, ms: number, request: AbortSignal): Promise<Job> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), ms);
+  const onClientGone = (): void => controller.abort();
+  request.addEventListener('abort', onClientGone, { once: true });
+  if (request.aborted) controller.abort();
+  try {
+    return await queue.wait(id, controller.signal);
+  } finally {
+    clearTimeout(timer);
+    request.removeEventListener('abort', onClientGone);
+  }
+}
+
 const badRequest = (message: string): BackerError => new BackerError('API_BAD_REQUEST', message, { component: 'api' });
 
 /** Thin handlers: validate, call a service, return JSON. Every response is scrubbed of secrets. */
@@ -44,12 +65,22 @@ export function createApi(deps: ApiDeps): Hono {
   });
   app.notFound((c) => json({ error: { code: 'API_BAD_REQUEST', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
 
-  app.get('/v1/health', () => json({ status: 'ok', version: BACKER_VERSION }));
+  // The socket is claimed first (one daemon per socket), before recovery and discovery have run:
+  // answering then would list no mandates and refuse backups of mandates that are about to exist.
+  let ready = deps.ready === undefined;
+  void deps.ready?.then(() => (ready = true), () => undefined);
+  app.use('*', async (c, next) => {
+    if (!ready && c.req.path !== '/v1/health') await deps.ready;
+    await next();
+  });
+
+  app.get('/v1/health', () => json({ status: ready ? 'ok' : 'starting', version: BACKER_VERSION }));
 
   app.get('/v1/mandates', () => {
     const snapshot = deps.services.discovery.current();
     return json({
       mandates: snapshot.mandates.map((m) => mandateJson(m, deps.scheduler.nextRun(m.name))),
+      skipped: snapshot.skipped,
       problems: snapshot.problems,
       docker_error: snapshot.docker_error,
     });
@@ -71,9 +102,7 @@ export function createApi(deps: ApiDeps): Hono {
     if (waitParam === undefined) return json({ job });
     const seconds = Number(waitParam);
     if (!Number.isFinite(seconds) || seconds < 0 || seconds > 300) throw badRequest('wait must be a number of seconds between 0 and 300');
-    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), seconds * 1000).unref());
-    const done = await Promise.race([deps.queue.wait(id), timeout]);
-    return json({ job: done ?? deps.queue.get(id) });
+    return json({ job: await waitForJob(deps.queue, id, seconds * 1000, c.req.raw.signal) });
   });
 
   app.post('/v1/jobs/:id/cancel', (c) => json({ job: deps.queue.cancel(c.req.param('id')) }));

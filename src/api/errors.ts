@@ -3,8 +3,11 @@ import { BackerError, describeError, type ErrorCode } from '../errors.js';
 /** The one place that maps error codes to HTTP statuses. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
   MANDATE_NOT_FOUND: 404,
+  // The mandate exists, but its labels or config entry have problems: fix them, then retry.
+  MANDATE_SKIPPED: 409,
   JOB_NOT_FOUND: 404,
   BACKUP_NOT_FOUND: 404,
+  FORGET_REFUSED: 409,
   TARGET_NOT_FOUND: 404,
   API_BAD_REQUEST: 400,
   CONFIG_INVALID: 400,

@@ -1,7 +1,7 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { BackerError } from '../errors.js';
@@ -16,6 +16,53 @@ function answers(socketPath: string): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** sun_path holds 108 bytes with the terminating NUL. */
+const SOCKET_PATH_MAX = 107;
+
+function listen(server: Server, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Binds the socket so that it is never reachable with the umask's mode. bind(2) creates the socket
+ * file with 0777 & ~umask, and a chmod afterwards leaves a window in which any local user can
+ * connect (and a connection, once accepted, outlives the chmod). So the socket is bound inside a
+ * fresh directory of mode 0700 next to its final path (same filesystem), set to 0660 there, where
+ * no other user can reach it, and only then renamed into place: from its first appearance at
+ * `socketPath` it has mode 0660. A bound socket keeps working after rename(2). Chosen over setting
+ * process.umask around listen(): the umask is process-wide, so file and directory creations that
+ * libuv's thread pool runs at that moment would get it too, and it throws in worker threads.
+ */
+async function listenPrivately(server: Server, socketPath: string): Promise<void> {
+  // Not join(dir, '.'): it normalises the dot away, and mkdtemp would create a sibling of dir.
+  const privateDir = await mkdtemp(`${dirname(socketPath)}/.`);
+  const bound = join(privateDir, 's');
+  try {
+    if (Buffer.byteLength(bound) > SOCKET_PATH_MAX) {
+      throw new BackerError('CONFIG_INVALID', `api.socket ${socketPath}: the directory path is too long for a unix socket (Backer binds ${bound}, at most ${SOCKET_PATH_MAX} bytes); choose a shorter path`, {
+        component: 'api',
+        details: { socket: socketPath },
+        permanent: true,
+      });
+    }
+    await chmod(privateDir, 0o700); // mkdtemp already uses 0700; explicit, whatever the platform
+    await listen(server, bound);
+    await chmod(bound, 0o660);
+    await rename(bound, socketPath);
+  } catch (err) {
+    if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  } finally {
+    await rm(privateDir, { recursive: true, force: true });
+  }
 }
 
 export interface ApiServer {
@@ -36,16 +83,10 @@ export function createApiServer(app: Hono, socketPath: string): ApiServer {
           details: { socket: socketPath },
         });
       }
-      // A socket file left by a crashed daemon would make listen fail with EADDRINUSE.
+      // A socket file left by a crashed daemon would make rename replace it anyway; removing it
+      // first keeps a stale file from being mistaken for a live daemon by a client in between.
       await rm(socketPath, { force: true });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(socketPath, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      await chmod(socketPath, 0o660);
+      await listenPrivately(server, socketPath);
       started = true;
     },
     async close() {

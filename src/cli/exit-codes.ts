@@ -5,7 +5,7 @@ export const EXIT = {
   OK: 0,
   /** The backup/job failed, or `config check` found problems. */
   FAILED: 1,
-  /** Bad usage or an invalid config file. */
+  /** Bad usage, an invalid config file, or a mandate skipped for its problems. */
   USAGE: 2,
   /** The daemon is not reachable on its socket. */
   UNREACHABLE: 3,
@@ -17,15 +17,17 @@ export const EXIT_HELP = `
 Exit codes:
   0  success
   1  the backup or job failed, or config check found problems
-  2  bad usage or invalid configuration
+  2  bad usage or invalid configuration (also: the mandate is skipped for its problems)
   3  the daemon is not reachable on its API socket
   4  mandate, job or backup not found`;
 
 const BY_CODE: Partial<Record<ErrorCode, number>> = {
   CONFIG_INVALID: EXIT.USAGE,
   CONFIG_NOT_FOUND: EXIT.USAGE,
+  USAGE_INVALID: EXIT.USAGE,
   API_BAD_REQUEST: EXIT.USAGE,
   DAEMON_UNREACHABLE: EXIT.UNREACHABLE,
+  MANDATE_SKIPPED: EXIT.USAGE,
   MANDATE_NOT_FOUND: EXIT.NOT_FOUND,
   JOB_NOT_FOUND: EXIT.NOT_FOUND,
   BACKUP_NOT_FOUND: EXIT.NOT_FOUND,

@@ -1,13 +1,15 @@
 import { Command, CommanderError } from 'commander';
-import { describeError } from '../errors.js';
+import { describeError, errorCode, type ErrorCode } from '../errors.js';
 import { BACKER_VERSION } from '../util/version.js';
 import { backupCommand, type BackupOptions } from './commands/backup.js';
-import { listCommand, showCommand, type ListOptions } from './commands/backups.js';
+import { forgetCommand, listCommand, showCommand, type ForgetOptions, type ListOptions } from './commands/backups.js';
 import { configCheckCommand } from './commands/config-check.js';
 import { daemonCommand } from './commands/daemon.js';
 import { demoCommand } from './commands/demo.js';
+import { mandatesListCommand } from './commands/mandates.js';
 import type { GlobalOptions } from './context.js';
 import { EXIT, EXIT_HELP, exitCodeFor } from './exit-codes.js';
+import { printJson } from './output.js';
 
 // The AWS SDK warns on every process start that its releases after January 2027 need Node 22.
 // Our lockfile pins the SDK, so the warning only clutters CLI output (the README states the Node
@@ -15,6 +17,27 @@ import { EXIT, EXIT_HELP, exitCodeFor } from './exit-codes.js';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 type Action<O> = (options: O) => Promise<number>;
+
+/** --json anywhere before a `--`: also known when commander could not parse the rest. */
+const JSON_WANTED = ((): boolean => {
+  const args = process.argv.slice(2);
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).includes('--json');
+})();
+
+/** An error as the user sees it: `{"error":{"code","message"}}` on stdout with --json, else a line on stderr. */
+function reportError(code: ErrorCode, message: string): void {
+  if (JSON_WANTED) printJson({ error: { code, message } });
+  else process.stderr.write(`backer: ${message}\n`);
+}
+
+/**
+ * After a failed command nothing may keep the process alive (a half-started daemon's socket or
+ * timers): give pending output a moment, then exit with the code already set.
+ */
+function exitSoon(): void {
+  setTimeout(() => process.exit(), 1000).unref();
+}
 
 /** The only place that turns results and errors into exit codes. */
 function run<O extends GlobalOptions>(action: Action<O>): (...args: unknown[]) => Promise<void> {
@@ -24,8 +47,9 @@ function run<O extends GlobalOptions>(action: Action<O>): (...args: unknown[]) =
     try {
       process.exitCode = await action(options);
     } catch (err) {
-      process.stderr.write(`backer: ${describeError(err)}\n`);
+      reportError(errorCode(err), describeError(err));
       process.exitCode = exitCodeFor(err);
+      exitSoon();
     }
   };
 }
@@ -38,6 +62,8 @@ const program = new Command('backer')
   .option('--json', 'machine-readable output')
   .addHelpText('after', EXIT_HELP)
   .showHelpAfterError()
+  // With --json a usage error is reported once, as JSON, by the catch at the end.
+  .configureOutput(JSON_WANTED ? { outputError: () => undefined, writeErr: () => undefined } : {})
   .exitOverride();
 
 program.command('daemon').description('run discovery, the scheduler, the job queue and the API socket until SIGTERM/SIGINT').action(run(daemonCommand));
@@ -68,6 +94,19 @@ backups
   .argument('<name|uuid>', 'backup name or uuid')
   .option('--target <name>', 'only this target')
   .action(run<ListOptions>((o) => showCommand(backups.commands.find((c) => c.name() === 'show')?.args[0] ?? '', o)));
+backups
+  .command('forget')
+  .description('remove the manifest of a backup whose artifact is missing (deleted by hand); refuses when the artifact is present')
+  .argument('<name|uuid>', 'backup name or uuid')
+  .option('--target <name>', 'only this target')
+  .action(run<ForgetOptions>((o) => forgetCommand(backups.commands.find((c) => c.name() === 'forget')?.args[0] ?? '', o)));
+
+program
+  .command('mandates')
+  .description('mandates known to the running daemon')
+  .command('list')
+  .description('every mandate with its schedule and targets, and the skipped ones with their problems')
+  .action(run(mandatesListCommand));
 
 program
   .command('config')
@@ -90,8 +129,12 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    // A command group without its command shows the help; its "message" is a placeholder.
+    const message = err.code === 'commander.help' ? 'missing command; see --help' : err.message.replace(/^error: /, '');
+    if (err.exitCode !== 0 && JSON_WANTED) reportError('USAGE_INVALID', message);
   } else {
-    process.stderr.write(`backer: ${describeError(err)}\n`);
+    reportError(errorCode(err), describeError(err));
     process.exitCode = EXIT.FAILED;
+    exitSoon();
   }
 }

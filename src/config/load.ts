@@ -3,9 +3,11 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, type YAMLError } from 'yaml';
 import { BackerError } from '../errors.js';
 import { expandEnvInDocument, type Env } from './env.js';
+import { concealerFor, concealExpansions, parseWithExpansions, recordExpansions } from './expanded.js';
 import type { ConfigProblem } from './mandate-types.js';
 import { resolveMandateRefs } from './mandate.js';
-import { problemsFromZod, whereIn, type PathKey } from './problems.js';
+import { parseBoolean } from './boolean.js';
+import { invalidRefsFrom, NO_INVALID_REFS, problemsFromZod, UNKNOWN_REFS, whereIn, type InvalidRefs, type PathKey } from './problems.js';
 import { configSchema, type BackerConfig, type ParsedConfig } from './schema.js';
 
 /** Config files looked for in the working directory when neither --config nor BACKER_CONFIG is given. */
@@ -18,6 +20,8 @@ export interface LoadResult {
   config: BackerConfig;
   /** Empty when the config is valid. */
   problems: ConfigProblem[];
+  /** Targets and middleware dropped for problems of their own (mandates naming them are not reported again). */
+  invalidRefs: InvalidRefs;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -101,9 +105,10 @@ export function parseConfigText(text: string, fileLabel: string, env: Env, baseD
   // After a syntax error the parser's further errors are mostly echoes of the first one.
   const firstError = doc.errors[0];
   const problems: ConfigProblem[] = (firstError === undefined ? doc.warnings : [firstError]).map((e) => yamlProblem(e, fileLabel, lines));
-  if (firstError !== undefined) return { config: resolveConfig(configSchema.parse({}), env, baseDir, fileLabel, []), problems };
+  if (firstError !== undefined) return { config: resolveConfig(configSchema.parse({}), env, baseDir, fileLabel, []), problems, invalidRefs: UNKNOWN_REFS };
 
-  problems.push(...expandEnvInDocument(doc, env, fileLabel));
+  const expansion = expandEnvInDocument(doc, env, fileLabel);
+  problems.push(...expansion.problems);
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 }) ?? {};
@@ -113,17 +118,21 @@ export function parseConfigText(text: string, fileLabel: string, env: Env, baseD
   }
 
   let parsed: ParsedConfig;
-  const result = configSchema.safeParse(data);
+  let invalidRefs = NO_INVALID_REFS;
+  const result = parseWithExpansions(configSchema, data, expansion.expansions);
   if (result.success) {
     parsed = result.data;
   } else {
-    problems.push(...problemsFromZod(result.error, fileLabel, configSchema, data));
+    problems.push(...problemsFromZod(result.error, fileLabel, configSchema, data, concealerFor(expansion.expansions)));
+    invalidRefs = invalidRefsFrom(data, result.error.issues);
     const retry = configSchema.safeParse(withoutBadParts(data, result.error.issues));
     parsed = retry.success ? retry.data : configSchema.parse({});
   }
   const config = resolveConfig(parsed, env, baseDir, fileLabel, problems);
-  problems.push(...crossRules(config, fileLabel));
-  return { config, problems };
+  problems.push(...crossRules(config, fileLabel, invalidRefs));
+  // No problem may show a value that came from the environment: it may be a secret.
+  recordExpansions(config, expansion.expansions, env);
+  return { config, problems: concealExpansions(problems, expansion.expansions, env), invalidRefs };
 }
 
 /** Drops every entry an issue points into, so the rest of the config can still be used. */
@@ -167,6 +176,22 @@ function dockerSocket(parsed: ParsedConfig, env: Env, baseDir: string, fileLabel
   return DEFAULT_DOCKER_SOCKET;
 }
 
+/** Linux keeps a unix socket's path in 108 bytes, the last one a NUL. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+function apiSocket(parsed: ParsedConfig, dataDir: string, baseDir: string, fileLabel: string, problems: ConfigProblem[]): string {
+  const socket = parsed.api.socket === undefined ? resolve(dataDir, 'backer.sock') : resolve(baseDir, parsed.api.socket);
+  const bytes = Buffer.byteLength(socket, 'utf8');
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    const from = parsed.api.socket === undefined ? ' (the default <data_dir>/backer.sock)' : '';
+    problems.push({
+      where: whereIn(fileLabel, ['api', 'socket']),
+      message: `the socket path ${socket}${from} is ${bytes} bytes long; unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}: set a shorter api.socket`,
+    });
+  }
+  return socket;
+}
+
 /** Makes every path absolute (relative ones are relative to the config file) and fills defaults. */
 function resolveConfig(parsed: ParsedConfig, env: Env, baseDir: string, fileLabel: string, problems: ConfigProblem[]): BackerConfig {
   const dataDir = resolve(baseDir, parsed.data_dir);
@@ -178,7 +203,7 @@ function resolveConfig(parsed: ParsedConfig, env: Env, baseDir: string, fileLabe
     ...parsed,
     data_dir: dataDir,
     docker: { enabled: parsed.docker.enabled, socket_path: dockerSocket(parsed, env, baseDir, fileLabel, problems) },
-    api: { socket: parsed.api.socket === undefined ? resolve(dataDir, 'backer.sock') : resolve(baseDir, parsed.api.socket) },
+    api: { socket: apiSocket(parsed, dataDir, baseDir, fileLabel, problems) },
     targets,
   };
 }
@@ -195,7 +220,7 @@ function uniqueNames(items: readonly { name: string }[], list: 'targets' | 'midd
 }
 
 /** Rules that span entries: unique names, one default target, mandates naming what exists. */
-function crossRules(config: BackerConfig, fileLabel: string): ConfigProblem[] {
+function crossRules(config: BackerConfig, fileLabel: string, invalidRefs: InvalidRefs): ConfigProblem[] {
   const problems = [...uniqueNames(config.targets, 'targets', fileLabel), ...uniqueNames(config.middleware, 'middleware', fileLabel)];
   const defaults = config.targets.flatMap((t, index) => (t.default ? [index] : []));
   for (const index of defaults.slice(1)) {
@@ -203,8 +228,8 @@ function crossRules(config: BackerConfig, fileLabel: string): ConfigProblem[] {
   }
   for (const [name, raw] of Object.entries(config.mandates)) {
     // Like parseMandate: a switched-off mandate is not judged.
-    if (raw.enabled?.trim().toLowerCase() === 'false') continue;
-    resolveMandateRefs(raw, config, (key, message) => problems.push({ where: whereIn(fileLabel, ['mandates', name, key]), message }));
+    if (raw.enabled !== undefined && parseBoolean(raw.enabled) === false) continue;
+    resolveMandateRefs(raw, config, (key, message) => problems.push({ where: whereIn(fileLabel, ['mandates', name, key]), message }), invalidRefs);
   }
   return problems;
 }

@@ -1,10 +1,13 @@
 import { Cron } from 'croner';
 import { isBackerError } from '../errors.js';
+import { notABoolean, parseBoolean } from './boolean.js';
 import type { SourceRegistry } from '../sources/registry.js';
 import type { OptionOrigin } from '../sources/types.js';
+import { concealForConfig } from './expanded.js';
+import { hostOnlyProblems } from './host-only.js';
 import type { ConfigProblem, MandateSpec } from './mandate-types.js';
-import { checkNamePattern, DEFAULT_NAME_PATTERN, DEFAULT_NAME_PATTERN_NO_CONTAINER } from './name-pattern.js';
-import { closest, whereIn } from './problems.js';
+import { checkNameLength, checkNamePattern, DEFAULT_NAME_PATTERN, DEFAULT_NAME_PATTERN_NO_CONTAINER } from './name-pattern.js';
+import { closest, whereIn, type InvalidRefs } from './problems.js';
 import { checkRefs } from './refs.js';
 import type { BackerConfig } from './schema.js';
 
@@ -26,10 +29,14 @@ export interface ParseMandateInput {
   container: string | null;
   /** When known, `Env:` references are checked against it. Default: not checked. */
   containerEnv?: Record<string, string>;
+  /** Static mandate over a container: the keys of `raw` that came from its labels (host-only sources refuse them). */
+  labelKeys?: ReadonlySet<string>;
   /** Location of one key: `container shop-db label backer.${key}` or `backer.yml: mandates.shop.${key}`. */
   describe: (key: string) => string;
   config: BackerConfig;
   sources: SourceRegistry;
+  /** Targets and middleware the config defines but that have problems of their own (config check). */
+  invalidRefs?: InvalidRefs;
 }
 
 export interface ParseMandateResult {
@@ -77,11 +84,6 @@ export function checkCron(expression: string): string | null {
   }
 }
 
-function parseBoolean(value: string): boolean | undefined {
-  const lower = value.trim().toLowerCase();
-  return lower === 'true' ? true : lower === 'false' ? false : undefined;
-}
-
 function defaultTarget(config: Pick<BackerConfig, 'targets'>): string | undefined {
   const marked = config.targets.find((t) => t.default);
   if (marked !== undefined) return marked.name;
@@ -99,7 +101,7 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
 
   if (raw.enabled !== undefined) {
     const enabled = parseBoolean(raw.enabled);
-    if (enabled === undefined) add('enabled', `expected true or false, received ${JSON.stringify(raw.enabled)}`);
+    if (enabled === undefined) add('enabled', notABoolean(raw.enabled));
     // A mandate is switched off mostly while it is being fixed: don't report what is broken.
     if (enabled === false) return { problems: [], disabled: true };
   }
@@ -115,6 +117,7 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
   }
 
   const container = input.container;
+  for (const p of hostOnlyProblems(definition, origin, raw, input.labelKeys)) add(p.key, p.message);
   if (definition?.needsContainer === true && container === null) {
     add('container', `source type ${definition.type} needs a container: set ${shown('container')}`);
   }
@@ -123,7 +126,7 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
   const cronProblem = checkCron(interval);
   if (cronProblem !== null) add('interval', cronProblem);
 
-  const { targets, middleware } = resolveMandateRefs(raw, config, add);
+  const { targets, middleware } = resolveMandateRefs(raw, config, add, input.invalidRefs);
 
   let retention = DEFAULT_RETENTION;
   if (raw.retention !== undefined) {
@@ -135,7 +138,7 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
   }
 
   const namePattern = raw.name_pattern?.trim() ?? (container === null ? DEFAULT_NAME_PATTERN_NO_CONTAINER : DEFAULT_NAME_PATTERN);
-  const patternProblem = checkNamePattern(namePattern, container !== null);
+  const patternProblem = checkNamePattern(namePattern, container !== null) ?? checkNameLength(namePattern, { container, mandate: input.name });
   if (patternProblem !== null) add('name_pattern', patternProblem);
 
   // Everything else must be a `<type>.*` option of this mandate's source.
@@ -178,6 +181,8 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
     }
   }
   problems.push(...checkRefs(raw, input.containerEnv, { container, describe }));
+  // A static mandate's values may come from `${VAR}` (secrets): problems name the variable instead.
+  problems.splice(0, problems.length, ...concealForConfig(problems, config));
 
   if (problems.length > 0 || definition === undefined) return { problems };
   return {
@@ -204,32 +209,42 @@ export function resolveMandateRefs(
   raw: Record<string, string>,
   config: Pick<BackerConfig, 'targets' | 'middleware'>,
   add: (key: 'target' | 'middleware', message: string) => void,
+  invalid?: InvalidRefs,
 ): { targets: string[]; middleware: string[] } {
   const targetNames = config.targets.map((t) => t.name);
   let targets: string[] = [];
   if (raw.target === undefined) {
     const fallback = defaultTarget(config);
     if (fallback !== undefined) targets = [fallback];
+    // The default may be a target with problems of its own: those are reported, not this.
+    else if (invalid?.defaultTarget === true) targets = [];
     else if (targetNames.length === 0) add('target', 'required: no targets are configured (add one under targets: in the config)');
     else add('target', `required: no target is marked default: true; name one of ${targetNames.join(', ')}`);
   } else {
     targets = splitList(raw.target);
     if (targets.length === 0) add('target', `expected a comma-separated list of target names (${targetNames.join(', ')}), received ${JSON.stringify(raw.target)}`);
-    checkNames(targets, targetNames, 'target', (message) => add('target', message));
+    checkNames(targets, targetNames, 'target', (message) => add('target', message), invalid?.targets);
   }
   const middlewareNames = config.middleware.map((m) => m.name);
   const middleware = splitList(raw.middleware ?? '');
-  checkNames(middleware, middlewareNames, 'middleware', (message) => add('middleware', message));
+  checkNames(middleware, middlewareNames, 'middleware', (message) => add('middleware', message), invalid?.middleware);
   return { targets, middleware };
 }
 
-function checkNames(names: string[], configured: string[], what: 'target' | 'middleware', report: (message: string) => void): void {
-  const known = [...new Set(configured)];
+function checkNames(
+  names: string[],
+  configured: string[],
+  what: 'target' | 'middleware',
+  report: (message: string) => void,
+  invalid: InvalidRefs['targets'] = [],
+): void {
+  const known = [...new Set([...configured, ...(invalid === 'any' ? [] : invalid)])];
   const seen = new Set<string>();
   for (const name of names) {
     if (seen.has(name)) report(`${what} ${name} is listed twice`);
     seen.add(name);
-    if (known.includes(name)) continue;
+    // A name the config defines with problems of its own: its own problem is reported instead.
+    if (known.includes(name) || invalid === 'any') continue;
     const guess = closest(name, known);
     const plural = what === 'target' ? 'targets' : 'middleware';
     const list = known.length === 0 ? `no ${plural} configured` : `known ${plural}: ${known.join(', ')}`;

@@ -4,6 +4,13 @@ export const NAME_PLACEHOLDERS = ['<DATE>', '<CONTAINER_NAME>', '<MANDATE>', '<U
 export const DEFAULT_NAME_PATTERN = '<DATE>-<CONTAINER_NAME>';
 export const DEFAULT_NAME_PATTERN_NO_CONTAINER = '<DATE>-<MANDATE>';
 
+/**
+ * Longest rendered backup name, in UTF-8 bytes. File systems allow 255 bytes per file name; the
+ * rest is left for the artifact's extensions (`.sql.gz.age`), a `-2` collision suffix and the
+ * manifest's suffix.
+ */
+export const MAX_NAME_BYTES = 200;
+
 /** Characters that are safe in file names and object keys everywhere (no `/`, no spaces, no `:`). */
 const SAFE_LITERAL = /^[A-Za-z0-9_.-]*$/;
 
@@ -53,4 +60,15 @@ export function checkNamePattern(pattern: string, hasContainer: boolean): string
     return 'uses <CONTAINER_NAME> but this mandate has no container; use <MANDATE>';
   }
   return null;
+}
+
+/**
+ * Why the names a valid pattern renders would be too long, or null. Rendered with this mandate's
+ * container and mandate names, a date and a UUID (both of fixed length).
+ */
+export function checkNameLength(pattern: string, values: Pick<NameValues, 'container' | 'mandate'>): string | null {
+  const name = renderName(pattern, { ...values, date: new Date(0), uuid: '00000000-0000-0000-0000-000000000000' });
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes <= MAX_NAME_BYTES) return null;
+  return `renders names of ${bytes} bytes (e.g. ${JSON.stringify(name.length > 40 ? `${name.slice(0, 37)}...` : name)}); at most ${MAX_NAME_BYTES} bytes are allowed, file names are limited to 255`;
 }

@@ -48,8 +48,14 @@ export function closest(word: string, candidates: readonly string[]): string | u
   return best;
 }
 
+/** Stands for a value that came from `${VAR}` (maybe a secret): show() prints its label, never the value. */
+export class Concealed {
+  constructor(readonly label: string) {}
+}
+
 /** Shows a user's value in a message without flooding it (values here are config, not secrets). */
 export function show(value: unknown): string {
+  if (value instanceof Concealed) return value.label;
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
@@ -183,14 +189,21 @@ function messageFor(issue: z.ZodIssue, received: unknown): string {
     case z.ZodIssueCode.invalid_string:
       if (issue.validation === 'url') return `expected a URL such as "http://127.0.0.1:9000", received ${show(received)}`;
       // A record key (a mandate name) fails here while the value at the path is the entry.
-      return `${issue.message}, received ${show(typeof received === 'string' ? received : path.at(-1))}`;
+      return `${issue.message}, received ${show(typeof received === 'string' || received instanceof Concealed ? received : path.at(-1))}`;
     default:
       return issue.message;
   }
 }
 
 /** Turns a ZodError into one ConfigProblem per mistake, with the exact path and a plain message. */
-export function problemsFromZod(error: z.ZodError, fileLabel: string, root: z.ZodTypeAny, data: unknown): ConfigProblem[] {
+/** `conceal` names the values not to print (expanded from the environment), by path. Default: none. */
+export function problemsFromZod(
+  error: z.ZodError,
+  fileLabel: string,
+  root: z.ZodTypeAny,
+  data: unknown,
+  conceal: (path: readonly PathKey[]) => string | undefined = () => undefined,
+): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const visit = (issues: readonly z.ZodIssue[]): void => {
     for (const issue of issues) {
@@ -206,11 +219,49 @@ export function problemsFromZod(error: z.ZodError, fileLabel: string, root: z.Zo
         }
       } else {
         const where = whereIn(fileLabel, issue.path);
-        const message = messageFor(issue, valueAt(data, issue.path));
+        const label = conceal(issue.path);
+        const message = messageFor(issue, label === undefined ? valueAt(data, issue.path) : new Concealed(label));
         if (!problems.some((p) => p.where === where && p.message === message)) problems.push({ where, message });
       }
     }
   };
   visit(error.issues);
   return problems;
+}
+
+/**
+ * Targets and middleware the config defines but that have problems of their own. Mandates that
+ * name them are not reported again (no false "unknown target" or "no targets are configured").
+ */
+export interface InvalidRefs {
+  /** Their names, or `any` when the whole list is unusable (any name may be meant). */
+  targets: string[] | 'any';
+  middleware: string[] | 'any';
+  /** The default target may be among them. */
+  defaultTarget: boolean;
+}
+
+export const NO_INVALID_REFS: InvalidRefs = { targets: [], middleware: [], defaultTarget: false };
+export const UNKNOWN_REFS: InvalidRefs = { targets: 'any', middleware: 'any', defaultTarget: true };
+
+/** The entries of `targets:` and `middleware:` that schema issues point into. */
+export function invalidRefsFrom(data: unknown, issues: readonly { path: PathKey[] }[]): InvalidRefs {
+  const out: InvalidRefs = { targets: [], middleware: [], defaultTarget: false };
+  for (const { path } of issues) {
+    const [top, index] = path;
+    if (top !== 'targets' && top !== 'middleware') continue;
+    const list = valueAt(data, [top]);
+    const entry = typeof index === 'number' ? valueAt(data, [top, index]) : undefined;
+    const name = typeof entry === 'object' && entry !== null ? (entry as Record<string, unknown>).name : undefined;
+    if (typeof index !== 'number' || !Array.isArray(list) || typeof name !== 'string') {
+      out[top] = 'any';
+      if (top === 'targets') out.defaultTarget = true;
+      continue;
+    }
+    const names = out[top];
+    if (names !== 'any' && !names.includes(name)) names.push(name);
+    const marked = (entry as Record<string, unknown>).default;
+    if (top === 'targets' && (marked === true || list.length === 1)) out.defaultTarget = true;
+  }
+  return out;
 }

@@ -13,12 +13,31 @@ const targetBase = {
   default: z.boolean().default(false),
 };
 
+/**
+ * A permission mode as an octal string in quotes ("0640"). A YAML number is refused: YAML 1.2
+ * reads 0640 as decimal 640, which would silently be a different mode. `ownerNeeds` are the
+ * bits Backer itself needs (it writes and reads its own files).
+ */
+function modeSchema(kind: 'file' | 'directory', ownerNeeds: number): z.ZodType<string, z.ZodTypeDef, unknown> {
+  const example = kind === 'file' ? '"0640"' : '"0750"';
+  return z
+    .custom<string>((v) => typeof v === 'string', { message: `expected an octal mode in quotes, such as ${example}` })
+    .refine((v) => /^0?[0-7]{3}$/.test(v), { message: `expected an octal mode such as ${example} (three octal digits, optionally after a 0)` })
+    .refine((v) => (parseInt(v, 8) & ownerNeeds) === ownerNeeds, {
+      message: `the owner (Backer) needs ${ownerNeeds.toString(8).padStart(4, '0')} on every ${kind}`,
+    });
+}
+
 export const localTargetSchema = z
   .object({
     ...targetBase,
     type: z.literal('local'),
     /** Directory that holds `<mandate>/<name><ext>` and the manifests. Created when missing. */
     path: z.string().min(1),
+    /** Mode of artifacts and manifests, an octal string such as "0640". Default: "0600" (owner only). */
+    file_mode: modeSchema('file', 0o600).optional(),
+    /** Mode of the directories Backer creates, e.g. "0750". Default: "0700". Existing ones are left as they are. */
+    dir_mode: modeSchema('directory', 0o700).optional(),
   })
   .strict();
 

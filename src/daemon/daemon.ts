@@ -3,6 +3,8 @@ import { createApiServer, type ApiServer } from '../api/server.js';
 import { createLogger, SecretRegistry } from '../logging/logger.js';
 import { createQueue, type Queue } from '../queue/queue.js';
 import { createScheduler, type Scheduler } from '../scheduler/scheduler.js';
+import { stoppedContainersDir } from '../state/stopped-containers.js';
+import { createRecovery } from './recovery.js';
 import { createServices, type ServiceOptions, type Services } from './services.js';
 
 export interface Daemon {
@@ -10,7 +12,7 @@ export interface Daemon {
   queue: Queue;
   scheduler: Scheduler;
   start(): Promise<void>;
-  /** Stops in reverse order: API, scheduler, discovery, queue (running backups are aborted and cleaned up). Idempotent. */
+  /** Stops in reverse order: API, recovery retries, scheduler, discovery, queue (running backups are aborted and cleaned up). Idempotent. */
   close(): Promise<void>;
 }
 
@@ -36,24 +38,46 @@ export function createDaemon(options: DaemonOptions): Daemon {
     run: (mandate, signal) => services.backup(mandate, signal),
     logger: services.logger.child({ component: 'queue' }),
   });
-  const api: ApiServer = createApiServer(createApi({ services, queue, scheduler }), options.config.api.socket);
+  let started!: { resolve: () => void; reject: (err: unknown) => void };
+  const ready = new Promise<void>((resolve, reject) => (started = { resolve, reject }));
+  // Requests that arrive while a failed start shuts down get its error; nobody else awaits it.
+  ready.catch(() => undefined);
+  const api: ApiServer = createApiServer(createApi({ services, queue, scheduler, ready }), options.config.api.socket);
+  const recovery = createRecovery({
+    docker: services.docker,
+    dir: stoppedContainersDir(options.config.data_dir),
+    logger: services.logger.child({ component: 'recovery' }),
+  });
   let closing: Promise<void> | undefined;
+
+  async function startInOrder(): Promise<void> {
+    await api.start();
+    // Before any backup can run: containers a killed run left stopped start again, its helpers go.
+    await recovery.start();
+    queue.start();
+    await services.discovery.start();
+    for (const m of options.runOnStart ?? []) queue.enqueue(m, 'startup');
+    services.logger.info({ socket: options.config.api.socket, mandates: services.discovery.current().mandates.length }, 'backer daemon started');
+  }
 
   return {
     services,
     queue,
     scheduler,
     async start() {
-      await api.start();
-      queue.start();
-      await services.discovery.start();
-      for (const m of options.runOnStart ?? []) queue.enqueue(m, 'startup');
-      services.logger.info({ socket: options.config.api.socket, mandates: services.discovery.current().mandates.length }, 'backer daemon started');
+      try {
+        await startInOrder();
+        started.resolve();
+      } catch (err) {
+        started.reject(err);
+        throw err;
+      }
     },
     close() {
       closing ??= (async () => {
         services.logger.info('backer daemon stopping');
         await api.close();
+        recovery.close();
         await scheduler.close();
         await queue.close();
         await services.close();

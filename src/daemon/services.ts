@@ -2,12 +2,14 @@ import Docker from 'dockerode';
 import type { BackerConfig } from '../config/schema.js';
 import type { MandateSpec } from '../config/mandate-types.js';
 import { createDiscovery, type Discovery } from '../discovery/discovery.js';
+import type { SkippedMandate } from '../discovery/snapshot.js';
 import { BackerError } from '../errors.js';
 import { createLogger, SecretRegistry, type Logger } from '../logging/logger.js';
 import { createMiddleware } from '../middleware/index.js';
 import type { Middleware } from '../middleware/types.js';
 import { runBackup, type BackupResult } from '../pipeline/run-backup.js';
 import { sources } from '../sources/index.js';
+import { stoppedContainersDir } from '../state/stopped-containers.js';
 import { createTarget } from '../targets/index.js';
 import type { Target } from '../targets/types.js';
 
@@ -47,6 +49,17 @@ function registerConfigSecrets(config: BackerConfig, secrets: SecretRegistry): v
   }
 }
 
+/** A mandate that exists but is not run: say so, and why, instead of "not found". */
+function skippedError(m: SkippedMandate): BackerError {
+  // Each problem's `where` names the container label or the config path: fix that, and it runs.
+  const problems = m.problems.map((p) => `${p.where}: ${p.message}`).join('; ');
+  return new BackerError('MANDATE_SKIPPED', `mandate ${m.name} exists but is skipped: ${problems}`, {
+    component: 'daemon',
+    details: { mandate: m.name, problems: m.problems },
+    permanent: true,
+  });
+}
+
 export function createServices(options: ServiceOptions): Services {
   const { config } = options;
   const secrets = options.secrets ?? new SecretRegistry();
@@ -67,6 +80,8 @@ export function createServices(options: ServiceOptions): Services {
   const mandate = (name: string): MandateSpec => {
     const found = discovery.current().mandates.find((m) => m.name === name);
     if (!found) {
+      const skipped = discovery.current().skipped.find((m) => m.name === name);
+      if (skipped) throw skippedError(skipped);
       const known = discovery.current().mandates.map((m) => m.name);
       throw new BackerError('MANDATE_NOT_FOUND', `no mandate named ${name}; known: ${known.length ? known.join(', ') : 'none'}`, {
         component: 'daemon',
@@ -99,7 +114,7 @@ export function createServices(options: ServiceOptions): Services {
         docker: docker ?? new Docker({ socketPath: config.docker.socket_path }),
         logger,
         registerSecret: (v) => secrets.add(v),
-        settings: { volumeHelperImage: config.volume.helper_image, volumeHelperBinds: config.volume.helper_binds },
+        settings: { volumeHelperImage: config.volume.helper_image, volumeHelperBinds: config.volume.helper_binds, stoppedContainersDir: stoppedContainersDir(config.data_dir) },
       }, signal);
     },
     async close() {

@@ -15,6 +15,10 @@ export interface DiscoveryOptions {
   onSnapshot(snapshot: Snapshot): void;
   /** Full re-list even without events, in ms. Default 60000. */
   resyncMs?: number;
+  /** First retry after Docker could not be reached, in ms, doubling up to retryMaxMs. Default 5000. */
+  retryBaseMs?: number;
+  /** Longest retry interval, in ms. Default 300000 (5 min). */
+  retryMaxMs?: number;
 }
 
 export interface Discovery {
@@ -32,7 +36,7 @@ const RELEVANT = new Set(['create', 'start', 'stop', 'die', 'destroy', 'rename',
  * dropped. Bad labels are reported once per change and never stop the daemon.
  */
 export function createDiscovery(options: DiscoveryOptions): Discovery {
-  let snapshot: Snapshot = { mandates: [], problems: [], docker_error: null };
+  let snapshot: Snapshot = { mandates: [], problems: [], docker_error: null, skipped: [] };
   let fingerprint = '';
   let events: Readable | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -40,6 +44,24 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
   let closed = false;
   let inflight: Promise<Snapshot> | undefined;
   let again = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  // Logged on changes only: without Docker, one line, not one every few seconds.
+  let dockerState: 'unknown' | 'reachable' | 'unreachable' = 'unknown';
+  const dockerDown = (err: string): void => {
+    if (dockerState !== 'unreachable') options.logger.warn({ err }, 'Docker is not reachable; only static mandates without containers are available; retrying with backoff');
+    dockerState = 'unreachable';
+  };
+  const dockerUp = (): void => {
+    if (dockerState === 'unreachable') options.logger.info('Docker is reachable again');
+    dockerState = 'reachable';
+    // The re-list got through while the event subscription waits for its next try: try it now.
+    if (retryTimer !== undefined && events === undefined && !closed) {
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
+      void subscribe();
+    }
+  };
 
   const publish = (next: Snapshot): void => {
     const fp = JSON.stringify(next);
@@ -50,7 +72,6 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
     for (const p of next.problems) {
       if (!previousProblems.has(`${p.where}: ${p.message}`)) options.logger.error({ where: p.where }, `${p.where}: ${p.message}`);
     }
-    if (next.docker_error) options.logger.warn({ err: next.docker_error }, 'Docker is not reachable; only static mandates without containers are available');
     options.logger.info({ mandates: next.mandates.map((m) => m.name) }, 'mandates updated');
     options.onSnapshot(next);
   };
@@ -64,7 +85,11 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
       try {
         do {
           again = false;
-          publish(await buildSnapshot(options.docker, options.config, options.sources, options.configFile));
+          const next = await buildSnapshot(options.docker, options.config, options.sources, options.configFile);
+          // With Docker disabled (docker null) nothing is said about it.
+          if (options.docker && next.docker_error !== null) dockerDown(next.docker_error);
+          else if (options.docker) dockerUp();
+          publish(next);
         } while (again && !closed);
       } catch (err) {
         options.logger.error({ err: describeError(err) }, 'discovery failed');
@@ -84,11 +109,28 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
     }, 250);
   };
 
-  const subscribe = async (): Promise<void> => {
-    if (closed || !options.docker) return;
+  const retryLater = (): void => {
+    if (closed || retryTimer !== undefined) return;
+    const delay = Math.min((options.retryBaseMs ?? 5000) * 2 ** failures, options.retryMaxMs ?? 300_000);
+    failures++;
+    options.logger.debug({ retry_in_ms: delay }, 'subscribing to Docker events again later');
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void subscribe();
+    }, delay);
+    retryTimer.unref();
+  };
+
+  async function subscribe(): Promise<void> {
+    if (closed || !options.docker || events !== undefined) return;
     try {
       const stream = (await options.docker.getEvents({ filters: { type: ['container'] } })) as unknown as Readable;
       events = stream;
+      // Containers may have changed while no events came in: re-list after every gap.
+      const gap = failures > 0;
+      failures = 0;
+      dockerUp();
+      if (gap) schedule();
       stream.on('data', (chunk: Buffer) => {
         for (const line of chunk.toString().split('\n')) {
           if (!line.trim()) continue;
@@ -103,17 +145,17 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
       const reconnect = (): void => {
         if (closed || events !== stream) return;
         events = undefined;
-        setTimeout(() => void subscribe(), 2000).unref();
+        retryLater();
         schedule();
       };
       stream.on('error', reconnect);
       stream.on('end', reconnect);
       stream.on('close', reconnect);
     } catch (err) {
-      options.logger.warn({ err: describeError(err) }, 'cannot subscribe to Docker events; retrying');
-      setTimeout(() => void subscribe(), 5000).unref();
+      dockerDown(describeError(err));
+      retryLater();
     }
-  };
+  }
 
   return {
     async start() {
@@ -127,6 +169,7 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
     async close() {
       closed = true;
       if (timer) clearInterval(timer);
+      if (retryTimer) clearTimeout(retryTimer);
       if (debounce) clearTimeout(debounce);
       const stream = events;
       events = undefined;

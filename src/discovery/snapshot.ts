@@ -1,6 +1,8 @@
 import type Docker from 'dockerode';
 import type { BackerConfig } from '../config/schema.js';
+import { notABoolean, parseBoolean } from '../config/boolean.js';
 import { labelsToRaw, parseMandate } from '../config/mandate.js';
+import { whereIn, type InvalidRefs } from '../config/problems.js';
 import type { ConfigProblem, MandateSpec } from '../config/mandate-types.js';
 import { describeError } from '../errors.js';
 import { envToRecord } from '../sources/docker-exec.js';
@@ -11,6 +13,15 @@ export interface Snapshot {
   problems: ConfigProblem[];
   /** null when Docker answered, else why it did not. */
   docker_error: string | null;
+  /** Mandates that exist (enabled labels or a static entry) but are not run because of their problems. */
+  skipped: SkippedMandate[];
+}
+
+export interface SkippedMandate {
+  name: string;
+  origin: MandateSpec['origin'];
+  container: string | null;
+  problems: ConfigProblem[];
 }
 
 interface ContainerFacts {
@@ -36,13 +47,100 @@ async function listContainers(docker: Docker, named: ReadonlySet<string>): Promi
   return out;
 }
 
+interface Collected {
+  mandates: Map<string, MandateSpec>;
+  problems: ConfigProblem[];
+  skipped: SkippedMandate[];
+}
+
+interface BuildContext {
+  config: BackerConfig;
+  sources: SourceRegistry;
+  configFile: string;
+  invalidRefs: InvalidRefs | undefined;
+}
+
+/** A labelled container's mandate: backer.enabled takes every boolean spelling; any other value is a problem. */
+function addLabelMandate(c: ContainerFacts, ctx: BuildContext, out: Collected): void {
+  const enabledLabel = c.labels['backer.enabled'];
+  if (enabledLabel === undefined) return;
+  const enabled = parseBoolean(enabledLabel);
+  if (enabled === false) return;
+  if (enabled === undefined) {
+    const problem = { where: `container ${c.name} label backer.enabled`, message: `${notABoolean(enabledLabel)}; the container is not backed up` };
+    out.problems.push(problem);
+    out.skipped.push({ name: c.name, origin: 'labels', container: c.name, problems: [problem] });
+    return;
+  }
+  const result = parseMandate({
+    name: c.name,
+    raw: labelsToRaw(c.labels),
+    origin: 'labels',
+    container: c.name,
+    containerEnv: c.env,
+    describe: (key) => `container ${c.name} label backer.${key}`,
+    config: ctx.config,
+    sources: ctx.sources,
+    invalidRefs: ctx.invalidRefs,
+  });
+  out.problems.push(...result.problems);
+  if (result.mandate) out.mandates.set(result.mandate.name, result.mandate);
+  else if (result.disabled !== true) out.skipped.push({ name: c.name, origin: 'labels', container: c.name, problems: result.problems });
+}
+
+/** A static mandate, overlaying the labels of its container when Docker knows it. */
+function addStaticMandate(
+  name: string,
+  entry: BackerConfig['mandates'][string],
+  byName: ReadonlyMap<string, ContainerFacts>,
+  dockerError: string | null,
+  ctx: BuildContext,
+  out: Collected,
+): void {
+  const where = (key: string): string => whereIn(ctx.configFile, ['mandates', name, ...key.split('.')]);
+  const containerName = entry.container ?? null;
+  const container = containerName === null ? undefined : byName.get(containerName);
+  if (containerName !== null && !container && dockerError === null) {
+    out.problems.push({ where: where('container'), message: `container ${containerName} does not exist (yet); its backups will fail until it does` });
+  }
+  const { container: _c, ...rest } = entry;
+  const raw = { ...(container ? labelsToRaw(container.labels) : {}), ...rest };
+  // The container's backer.enabled label does not switch a static mandate; its own `enabled` does.
+  if (rest.enabled === undefined) delete raw.enabled;
+  const result = parseMandate({
+    name,
+    raw,
+    origin: 'config',
+    container: containerName,
+    containerEnv: container?.env,
+    labelKeys: new Set(Object.keys(raw).filter((key) => !(key in rest))),
+    // Keys that come from the container's labels are reported there; all others (also missing ones) in the file.
+    describe: (key) => (key in raw && !(key in rest) ? `container ${containerName ?? ''} label backer.${key}` : where(key)),
+    config: ctx.config,
+    sources: ctx.sources,
+    invalidRefs: ctx.invalidRefs,
+  });
+  out.problems.push(...result.problems);
+  if (!result.mandate && result.disabled !== true) out.skipped.push({ name, origin: 'config', container: containerName, problems: result.problems });
+  if (result.mandate) {
+    if (out.mandates.has(name)) out.problems.push({ where: where('container'), message: `mandate ${name} also names a labelled container; the static mandate wins` });
+    out.mandates.set(name, result.mandate);
+  }
+}
+
 /**
  * Builds the whole set of mandates from scratch (level-triggered): every labelled container
  * with backer.enabled=true, then the static mandates of the config, which overlay the labels of
  * their container and replace that container's label mandate.
  */
-export async function buildSnapshot(docker: Docker | null, config: BackerConfig, sources: SourceRegistry, configFile: string): Promise<Snapshot> {
-  const problems: ConfigProblem[] = [];
+export async function buildSnapshot(
+  docker: Docker | null,
+  config: BackerConfig,
+  sources: SourceRegistry,
+  configFile: string,
+  /** config check only: targets and middleware with problems of their own. */
+  invalidRefs?: InvalidRefs,
+): Promise<Snapshot> {
   const staticContainers = new Set(
     Object.values(config.mandates).map((m) => m.container).filter((c): c is string => c !== undefined),
   );
@@ -57,50 +155,24 @@ export async function buildSnapshot(docker: Docker | null, config: BackerConfig,
   } else {
     dockerError = 'Docker discovery is disabled (docker.enabled: false)';
   }
-  const byName = new Map(containers.map((c) => [c.name, c]));
-  const mandates = new Map<string, MandateSpec>();
-
+  const ctx: BuildContext = { config, sources, configFile, invalidRefs };
+  const out: Collected = { mandates: new Map(), problems: [], skipped: [] };
   for (const c of containers) {
-    if (c.labels['backer.enabled'] !== 'true' || staticContainers.has(c.name)) continue;
-    const result = parseMandate({
-      name: c.name,
-      raw: labelsToRaw(c.labels),
-      origin: 'labels',
-      container: c.name,
-      containerEnv: c.env,
-      describe: (key) => `container ${c.name} label backer.${key}`,
-      config,
-      sources,
-    });
-    problems.push(...result.problems);
-    if (result.mandate) mandates.set(result.mandate.name, result.mandate);
+    if (!staticContainers.has(c.name)) addLabelMandate(c, ctx, out);
   }
+  const byName = new Map(containers.map((c) => [c.name, c]));
+  for (const [name, entry] of Object.entries(config.mandates)) addStaticMandate(name, entry, byName, dockerError, ctx, out);
+  const byMandate = (a: { name: string }, b: { name: string }): number => a.name.localeCompare(b.name);
+  return { mandates: [...out.mandates.values()].sort(byMandate), problems: out.problems, docker_error: dockerError, skipped: out.skipped.sort(byMandate) };
+}
 
-  for (const [name, entry] of Object.entries(config.mandates)) {
-    const where = (key: string): string => `${configFile}: mandates.${name}.${key}`;
-    const containerName = entry.container ?? null;
-    const container = containerName === null ? undefined : byName.get(containerName);
-    if (containerName !== null && !container && dockerError === null) {
-      problems.push({ where: where('container'), message: `container ${containerName} does not exist (yet); its backups will fail until it does` });
-    }
-    const { container: _c, ...rest } = entry;
-    const raw = { ...(container ? labelsToRaw(container.labels) : {}), ...rest };
-    delete raw.enabled;
-    const result = parseMandate({
-      name,
-      raw,
-      origin: 'config',
-      container: containerName,
-      containerEnv: container?.env,
-      describe: (key) => (key in rest ? where(key) : `container ${containerName ?? ''} label backer.${key}`),
-      config,
-      sources,
-    });
-    problems.push(...result.problems);
-    if (result.mandate) {
-      if (mandates.has(name)) problems.push({ where: where('container'), message: `mandate ${name} also names a labelled container; the static mandate wins` });
-      mandates.set(name, result.mandate);
-    }
-  }
-  return { mandates: [...mandates.values()].sort((a, b) => a.name.localeCompare(b.name)), problems, docker_error: dockerError };
+/**
+ * The problems that make the config file itself invalid: those of static mandates, at their
+ * place in the file. Labels stay non-fatal, and a static mandate with a container is judged only
+ * when Docker answered (its container's labels may supply the missing keys).
+ */
+export function staticMandateProblems(snapshot: Snapshot, configFile: string): ConfigProblem[] {
+  return snapshot.skipped
+    .filter((s) => s.origin === 'config' && (s.container === null || snapshot.docker_error === null))
+    .flatMap((s) => s.problems.filter((p) => p.where === configFile || p.where.startsWith(`${configFile}: `)));
 }

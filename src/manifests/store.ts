@@ -10,8 +10,21 @@ export interface StoredBackup {
 
 export interface ManifestProblem {
   target: string;
+  /** The manifest's key. */
   key: string;
   message: string;
+  /**
+   * Set when the manifest itself is valid but its artifact is gone (deleted by hand): reported on
+   * every list until `backer backups forget` removes the manifest.
+   */
+  dangling?: DanglingBackup;
+}
+
+export interface DanglingBackup {
+  name: string;
+  uuid: string;
+  mandate: string;
+  artifact_key: string;
 }
 
 export interface BackupListing {
@@ -21,8 +34,8 @@ export interface BackupListing {
 
 /** Parses and checks one manifest against its key and the stored artifact. */
 export async function readManifest(target: Target, key: string): Promise<StoredBackup> {
-  const fail = (message: string, cause?: unknown): BackerError =>
-    new BackerError('MANIFEST_INVALID', `${target.name}: ${key}: ${message}`, { component: 'manifests', details: { target: target.name, key }, cause });
+  const fail = (message: string, cause?: unknown, extra: Record<string, unknown> = {}): BackerError =>
+    new BackerError('MANIFEST_INVALID', `${target.name}: ${key}: ${message}`, { component: 'manifests', details: { target: target.name, key, ...extra }, cause });
   let json: unknown;
   try {
     json = JSON.parse(await text(await target.read(key)));
@@ -41,7 +54,10 @@ export async function readManifest(target: Target, key: string): Promise<StoredB
     throw fail(`manifest describes ${manifest.mandate}/${manifest.name}, not the backup its key names`);
   }
   const artifact = await target.stat(manifest.artifact.key);
-  if (!artifact) throw fail(`artifact ${manifest.artifact.key} is missing`);
+  if (!artifact) {
+    const dangling: DanglingBackup = { name: manifest.name, uuid: manifest.uuid, mandate: manifest.mandate, artifact_key: manifest.artifact.key };
+    throw fail(`artifact ${manifest.artifact.key} is missing (deleted by hand? \`backer backups forget ${manifest.name}\` removes this manifest)`, undefined, { dangling });
+  }
   if (artifact.size !== manifest.artifact.size) {
     throw fail(`artifact ${manifest.artifact.key} has ${artifact.size} bytes, the manifest says ${manifest.artifact.size}`);
   }
@@ -61,7 +77,8 @@ export async function listBackups(target: Target, mandate?: string): Promise<Bac
     try {
       backups.push(await readManifest(target, object.key));
     } catch (err) {
-      problems.push({ target: target.name, key: object.key, message: describeError(err) });
+      const dangling = err instanceof BackerError ? (err.details.dangling as DanglingBackup | undefined) : undefined;
+      problems.push({ target: target.name, key: object.key, message: describeError(err), ...(dangling ? { dangling } : {}) });
     }
   }
   backups.sort((a, b) => b.manifest.created_at.localeCompare(a.manifest.created_at) || b.manifest.name.localeCompare(a.manifest.name));

@@ -7,6 +7,7 @@ import { Duplex, PassThrough } from 'node:stream';
 import type { GpgMiddlewareConfig } from '../config/schema.js';
 import { BackerError } from '../errors.js';
 import { cancelledError } from '../util/abort.js';
+import { childEnv } from '../util/child-env.js';
 import { spawnDuplex } from '../util/spawn-duplex.js';
 import type { Middleware } from './types.js';
 
@@ -200,7 +201,7 @@ async function readKeyFile(path: string, middleware: string, option: string): Pr
 async function removeHome(dir: string): Promise<void> {
   // Best effort: without an agent there is nothing to kill, and a removed home ends the agent anyway.
   await new Promise<void>((resolve) => {
-    const child = spawn('gpgconf', ['--homedir', dir, '--kill', 'gpg-agent'], { stdio: 'ignore', env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
+    const child = spawn('gpgconf', ['--homedir', dir, '--kill', 'gpg-agent'], { stdio: 'ignore', env: childEnv() });
     child.on('error', () => resolve());
     child.on('close', () => resolve());
   });
@@ -211,7 +212,7 @@ async function removeHome(dir: string): Promise<void> {
 /** Runs one short gpg command (key import) with `input` on stdin; resolves to its stdout. */
 function runGpg(dir: string, args: string[], input: Buffer, action: string, middleware: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('gpg', [...BASE_ARGS, '--homedir', dir, ...args], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
+    const child = spawn('gpg', [...BASE_ARGS, '--homedir', dir, ...args], { env: childEnv() });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));

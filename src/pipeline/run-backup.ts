@@ -10,11 +10,12 @@ import type { Middleware } from '../middleware/types.js';
 import { manifestKey, MANIFEST_VERSION, type Manifest, type Step } from '../manifests/schema.js';
 import { applyRetention } from '../retention/apply.js';
 import type { SourceRegistry } from '../sources/registry.js';
-import type { SourceSettings } from '../sources/types.js';
+import type { Dump, SourceSettings } from '../sources/types.js';
 import type { Target } from '../targets/types.js';
 import { BACKER_VERSION } from '../util/version.js';
 import { createFanout } from './fanout.js';
 import { HashingStream } from './hash.js';
+import { runInJobScope, type JobScope } from './job-scope.js';
 
 export interface BackupServices {
   sources: SourceRegistry;
@@ -67,9 +68,33 @@ function lookup<T>(map: ReadonlyMap<string, T>, name: string, kind: string, mand
  * source → hash → (middleware → hash)* → fan-out → every target.
  * A backup exists on a target exactly when its manifest was written there, which happens only
  * after the whole artifact is stored and the source confirmed the dump complete.
+ *
+ * The run has its own job scope: an error that escapes every handler inside it (see
+ * src/daemon/crash-guard.ts) fails this backup, through `crashed`, and nothing else.
  */
 export async function runBackup(mandate: MandateSpec, services: BackupServices, signal: AbortSignal): Promise<BackupResult> {
+  const crash = new AbortController();
+  const scope: JobScope = {
+    mandate: mandate.name,
+    fail: (err) => {
+      if (crash.signal.aborted) return;
+      crash.abort(new BackerError('INTERNAL', 'an unexpected error ended this backup', { component: COMPONENT, cause: err }));
+    },
+  };
+  return runInJobScope(scope, () => runScoped(mandate, services, { cancel: signal, crash: crash.signal, scope }));
+}
+
+interface RunSignals {
+  /** Aborted when the job is cancelled (on request, or at shutdown). */
+  cancel: AbortSignal;
+  /** Aborted when an escaped error was charged to this backup. */
+  crash: AbortSignal;
+  scope: JobScope;
+}
+
+async function runScoped(mandate: MandateSpec, services: BackupServices, signals: RunSignals): Promise<BackupResult> {
   const logger = services.logger.child({ mandate: mandate.name });
+  const signal = AbortSignal.any([signals.cancel, signals.crash]);
   const uuid = randomUUID();
   const createdAt = new Date();
   const targets = mandate.targets.map((t) => lookup(services.targets, t, 'target', mandate.name));
@@ -79,6 +104,7 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
     targets,
     uuid,
   );
+  signals.scope.backup = name;
   const middleware = mandate.middleware.map((m) => lookup(services.middleware, m, 'middleware', mandate.name));
   const definition = services.sources.get(mandate.source.type);
   if (!definition) {
@@ -95,67 +121,26 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
     settings: services.settings,
   });
 
-  const stages: (Duplex | Readable | Writable)[] = [dump.stream];
-  const hashes: { hash: HashingStream; processor: string; mime: string }[] = [];
-  const rawHash = new HashingStream();
-  stages.push(rawHash);
-  hashes.push({ hash: rawHash, processor: `source:${mandate.source.type}`, mime: dump.mime });
-  for (const m of middleware) {
-    const hash = new HashingStream();
-    stages.push(m.encode(signal), hash);
-    hashes.push({ hash, processor: `middleware:${m.type}:${m.name}`, mime: m.mime });
-  }
-  const extension = dump.extension + middleware.map((m) => m.extension).join('');
+  const { stages, hashes, extension, mime } = buildStages(dump, mandate.source.type, middleware, signal);
   const artifactKey = `${mandate.name}/${name}${extension}`;
-  const artifactMime = hashes[hashes.length - 1]?.mime ?? dump.mime;
-
-  const fanout = createFanout(targets.length);
-  const completedAt: (Date | undefined)[] = [];
-  const writes = targets.map((target, i) =>
-    target
-      .write(artifactKey, fanout.branches[i] as Readable, { signal, contentType: artifactMime })
-      .then(() => {
-        completedAt[i] = new Date();
-      })
-      .catch((err: unknown) => {
-        fanout.detach(i, err instanceof Error ? err : new Error(String(err)));
-        throw err;
-      }),
-  );
-  stages.push(fanout.writable);
-
-  let streamError: unknown;
-  try {
-    await pipeline(stages as [Readable, ...Duplex[], Writable], { signal });
-  } catch (err) {
-    streamError = err;
-  }
-  const settled = await Promise.allSettled(writes);
+  const { streamError, settled, completedAt } = await streamToTargets(stages, targets, artifactKey, mime, signal);
   // On failure or abort the pipeline settles before the source's own cleanup has run (removing a
   // helper container, starting a stopped container again): the job ends only after it.
   if (!dump.stream.closed) await new Promise((resolve) => dump.stream.once('close', resolve));
-  if (streamError !== undefined) {
-    // Prefer the source's or a middleware's own error over the generic abort it caused downstream.
-    const firstTargetError = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')?.reason as unknown;
-    const allTargetsFailed = settled.every((s) => s.status === 'rejected');
-    const error = signal.aborted
-      ? new BackerError('JOB_CANCELLED', 'the backup was cancelled', { component: COMPONENT, cause: signal.reason })
-      : allTargetsFailed && firstTargetError !== undefined && !(streamError instanceof BackerError)
-        ? firstTargetError
-        : streamError;
+  if (streamError !== undefined || signals.crash.aborted) {
+    const error = runError(streamError, settled, signals);
+    // A write that completed before the run failed stored an artifact of this run that no manifest
+    // will make a backup: remove it (only it; writes never replace, so it is this run's own).
+    for (const [i, target] of targets.entries()) {
+      if (settled[i]?.status === 'fulfilled') await target.remove(artifactKey).catch(() => undefined);
+    }
     logger.error({ backup: name, code: errorCode(error), err: describeError(error) }, 'backup failed');
-    return {
-      uuid,
-      name,
-      status: 'failed',
-      error: { code: errorCode(error), message: describeError(error) },
-      raw_size: null,
-      targets: targets.map((t, i) => failedTarget(t, artifactKey, settled[i]?.status === 'rejected' ? settled[i].reason : error)),
-    };
+    const targetResults = targets.map((t, i) => failedTarget(t, artifactKey, settled[i]?.status === 'rejected' ? settled[i].reason : error));
+    return { uuid, name, status: 'failed', error: { code: errorCode(error), message: describeError(error) }, raw_size: null, targets: targetResults };
   }
 
   const steps: Step[] = hashes.map(({ hash, processor, mime }) => ({ processor, mime, ...hash.digest() }));
-  const last = steps[steps.length - 1] as Step;
+  const base = { uuid, name, mandate: mandate.name, createdAt, source: dump.info(), steps, artifactKey };
   const results: TargetResult[] = [];
   for (const [i, target] of targets.entries()) {
     const outcome = settled[i];
@@ -163,51 +148,137 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
       results.push(failedTarget(target, artifactKey, outcome?.reason));
       continue;
     }
-    const manifest: Manifest = {
-      manifest_version: MANIFEST_VERSION,
-      uuid,
-      name,
-      mandate: mandate.name,
-      backer_version: BACKER_VERSION,
-      created_at: createdAt.toISOString(),
-      completed_at: (completedAt[i] ?? new Date()).toISOString(),
-      source: dump.info(),
-      target: { name: target.name, type: target.type },
-      steps,
-      artifact: { key: artifactKey, size: last.size, md5: last.md5, sha256: last.sha256, mime: last.mime },
-    };
-    const mKey = manifestKey(mandate.name, name);
-    try {
-      await target.writeOnce(mKey, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), { contentType: 'application/json' });
-    } catch (err) {
-      // Without its manifest the artifact is not a backup: remove it rather than leave a look-alike.
-      await target.remove(artifactKey).catch(() => undefined);
-      results.push(failedTarget(target, artifactKey, err));
-      continue;
-    }
-    const result: TargetResult = {
-      target: target.name,
-      status: 'succeeded',
-      artifact_key: artifactKey,
-      manifest_key: mKey,
-      size: last.size,
-      error: null,
-      retention_deleted: [],
-      retention_error: null,
-    };
-    try {
-      result.retention_deleted = await applyRetention(target, mandate.name, { keep: mandate.retention }, logger);
-    } catch (err) {
-      result.retention_error = describeError(err);
-      logger.warn({ target: target.name, err: result.retention_error }, 'retention failed');
-    }
-    logger.info({ backup: name, target: target.name, size: last.size }, 'backup stored');
-    results.push(result);
+    results.push(await commitTarget(target, { ...base, completedAt: completedAt[i] ?? new Date() }, mandate, logger, signals.crash));
   }
   const failed = results.find((r) => r.status === 'failed');
   const status = failed ? 'failed' : 'succeeded';
   logger[failed ? 'error' : 'info']({ backup: name, status }, failed ? 'backup failed on some targets' : 'backup succeeded');
   return { uuid, name, status, error: failed?.error ?? null, raw_size: steps[0]?.size ?? null, targets: results };
+}
+
+interface StepHash {
+  hash: HashingStream;
+  processor: string;
+  mime: string;
+}
+
+/** source → hash → (middleware → hash)*: every step hashed on the fly. */
+function buildStages(
+  dump: Dump,
+  sourceType: string,
+  middleware: readonly Middleware[],
+  signal: AbortSignal,
+): { stages: (Duplex | Readable | Writable)[]; hashes: StepHash[]; extension: string; mime: string } {
+  const rawHash = new HashingStream();
+  const stages: (Duplex | Readable | Writable)[] = [dump.stream, rawHash];
+  const hashes: StepHash[] = [{ hash: rawHash, processor: `source:${sourceType}`, mime: dump.mime }];
+  for (const m of middleware) {
+    const hash = new HashingStream();
+    stages.push(m.encode(signal), hash);
+    hashes.push({ hash, processor: `middleware:${m.type}:${m.name}`, mime: m.mime });
+  }
+  const extension = dump.extension + middleware.map((m) => m.extension).join('');
+  return { stages, hashes, extension, mime: hashes[hashes.length - 1]?.mime ?? dump.mime };
+}
+
+/**
+ * Streams the stages into every target at once. Each target's write is observed from the moment
+ * it starts (a write may fail while the pipeline is still running: a promise rejected with
+ * nothing attached would be an unhandled rejection, which ends a Node process).
+ */
+async function streamToTargets(
+  stages: (Duplex | Readable | Writable)[],
+  targets: readonly Target[],
+  artifactKey: string,
+  contentType: string,
+  signal: AbortSignal,
+): Promise<{ streamError: unknown; settled: PromiseSettledResult<void>[]; completedAt: (Date | undefined)[] }> {
+  const fanout = createFanout(targets.length);
+  const completedAt: (Date | undefined)[] = [];
+  const writes = targets.map(async (target, i) => {
+    try {
+      await target.write(artifactKey, fanout.branches[i] as Readable, { signal, contentType });
+      completedAt[i] = new Date();
+    } catch (err) {
+      fanout.detach(i, err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }
+  });
+  const allSettled = Promise.allSettled(writes);
+  let streamError: unknown;
+  try {
+    await pipeline([...stages, fanout.writable] as [Readable, ...Duplex[], Writable], { signal });
+  } catch (err) {
+    streamError = err;
+  }
+  return { streamError, settled: await allSettled, completedAt };
+}
+
+/** The error a failed run reports: prefer the source's or a middleware's own error over the generic abort it caused downstream. */
+function runError(streamError: unknown, settled: PromiseSettledResult<void>[], signals: RunSignals): unknown {
+  if (signals.cancel.aborted) return new BackerError('JOB_CANCELLED', 'the backup was cancelled', { component: COMPONENT, cause: signals.cancel.reason });
+  if (signals.crash.aborted) return signals.crash.reason;
+  const firstTargetError = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')?.reason as unknown;
+  const allTargetsFailed = settled.every((s) => s.status === 'rejected');
+  return allTargetsFailed && firstTargetError !== undefined && !(streamError instanceof BackerError) ? firstTargetError : streamError;
+}
+
+interface StoredArtifact {
+  uuid: string;
+  name: string;
+  mandate: string;
+  createdAt: Date;
+  completedAt: Date;
+  source: Manifest['source'];
+  steps: Step[];
+  artifactKey: string;
+}
+
+/** Writes the manifest that turns the stored artifact into a backup, then applies retention. */
+async function commitTarget(target: Target, stored: StoredArtifact, mandate: MandateSpec, logger: Logger, crashed: AbortSignal): Promise<TargetResult> {
+  const last = stored.steps[stored.steps.length - 1] as Step;
+  const manifest: Manifest = {
+    manifest_version: MANIFEST_VERSION,
+    uuid: stored.uuid,
+    name: stored.name,
+    mandate: stored.mandate,
+    backer_version: BACKER_VERSION,
+    created_at: stored.createdAt.toISOString(),
+    completed_at: stored.completedAt.toISOString(),
+    source: stored.source,
+    target: { name: target.name, type: target.type },
+    steps: stored.steps,
+    artifact: { key: stored.artifactKey, size: last.size, md5: last.md5, sha256: last.sha256, mime: last.mime },
+  };
+  const mKey = manifestKey(stored.mandate, stored.name);
+  try {
+    crashed.throwIfAborted();
+    await target.writeOnce(mKey, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), { contentType: 'application/json' });
+  } catch (err) {
+    // Without its manifest the artifact is not a backup: remove it rather than leave a look-alike.
+    // Artifact writes never replace an existing object, so the artifact under this key is the
+    // one this run wrote: nothing of an earlier backup is touched.
+    await target.remove(stored.artifactKey).catch(() => undefined);
+    return failedTarget(target, stored.artifactKey, err);
+  }
+  const result: TargetResult = {
+    target: target.name,
+    status: 'succeeded',
+    artifact_key: stored.artifactKey,
+    manifest_key: mKey,
+    size: last.size,
+    error: null,
+    retention_deleted: [],
+    retention_error: null,
+  };
+  try {
+    result.retention_deleted = await applyRetention(target, mandate.name, { keep: mandate.retention }, logger);
+  } catch (err) {
+    result.retention_error = describeError(err);
+    logger.warn({ target: target.name, err: result.retention_error }, 'retention failed');
+  }
+  logger.info({ backup: stored.name, target: target.name, size: last.size }, 'backup stored');
+  return result;
 }
 
 /**
@@ -218,7 +289,8 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
 async function uniqueName(base: string, mandate: string, targets: readonly Target[], uuid: string): Promise<string> {
   for (let i = 1; i <= 20; i++) {
     const candidate = i === 1 ? base : `${base}-${i}`;
-    // A target that cannot list now will fail its write anyway; it does not block the name.
+    // A target that cannot list now does not block the name: its write either fails anyway or,
+    // if the name turns out to be taken, is refused (writes never replace), so no data is touched.
     const taken = await Promise.all(targets.map((t) => t.list(`${mandate}/${candidate}.`).then((l) => l.length > 0, () => false)));
     if (!taken.includes(true)) return candidate;
   }

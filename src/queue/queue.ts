@@ -21,9 +21,15 @@ export interface Queue {
   enqueue(mandate: string, trigger: JobTrigger): Job;
   get(id: string): Job | undefined;
   list(filter?: { mandate?: string }): Job[];
-  /** Resolves with the job once it reached a terminal state. */
-  wait(id: string): Promise<Job>;
+  /**
+   * Resolves with the job once it reached a terminal state, or, when `signal` aborts first (a wait
+   * that timed out, a client that went away), with the job as it is then. Either way nothing of
+   * the wait is left behind.
+   */
+  wait(id: string, signal?: AbortSignal): Promise<Job>;
   cancel(id: string): Job;
+  /** How many waits are pending (for tests and diagnostics: every finished wait is gone from it). */
+  waiters(): number;
   start(): void;
   /** Stops taking jobs, cancels running ones and waits until their cleanup is done. Idempotent. */
   close(): Promise<void>;
@@ -32,6 +38,9 @@ export interface Queue {
 export function createQueue(options: QueueOptions): Queue {
   const store = options.store ?? createMemoryJobStore();
   const events = new EventEmitter();
+  // One listener per pending wait: many CLI clients following jobs at once are normal, not a leak
+  // (a wait always removes its listener, see wait()).
+  events.setMaxListeners(0);
   const pending: string[] = [];
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   const runningMandates = new Set<string>();
@@ -129,19 +138,25 @@ export function createQueue(options: QueueOptions): Queue {
         .reverse()
         .sort((a, b) => b.created_at.localeCompare(a.created_at));
     },
-    wait(id) {
+    wait(id, signal) {
       const job = mustGet(id);
-      if (TERMINAL_STATES.has(job.state)) return Promise.resolve(job);
+      if (TERMINAL_STATES.has(job.state) || signal?.aborted === true) return Promise.resolve(job);
       return new Promise((resolve) => {
-        const listener = (changed: Job): void => {
-          if (changed.id === id && TERMINAL_STATES.has(changed.state)) {
-            events.off('change', listener);
-            resolve(changed);
-          }
+        const finish = (result: Job): void => {
+          events.off('change', listener);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(result);
         };
+        const listener = (changed: Job): void => {
+          if (changed.id === id && TERMINAL_STATES.has(changed.state)) finish(changed);
+        };
+        // The store may have forgotten the job meanwhile: then the last state this wait knew.
+        const onAbort = (): void => finish(store.get(id) ?? job);
         events.on('change', listener);
+        signal?.addEventListener('abort', onAbort, { once: true });
       });
     },
+    waiters: () => events.listenerCount('change'),
     cancel(id) {
       const job = mustGet(id);
       if (job.state === 'queued') return update(job, { state: 'cancelled', finished_at: new Date().toISOString() });

@@ -3,6 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { BackerError, describeError } from '../errors.js';
+import { childEnv } from '../util/child-env.js';
 import { TailBuffer } from './docker-exec.js';
 import { labelError } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition } from './types.js';
@@ -194,7 +195,8 @@ async function dump(options: FilesOptions, _target: { container: string | null }
   if (selecting) args.push('--null', '--verbatim-files-from', '-cf', '-', '-T', '-');
   else args.push('-cf', '-', '.');
 
-  const child = spawn('tar', args, { stdio: ['pipe', 'pipe', 'pipe'], signal: context.signal });
+  // tar gets PATH only: Backer's environment holds cloud and encryption keys (see childEnv).
+  const child = spawn('tar', args, { stdio: ['pipe', 'pipe', 'pipe'], signal: context.signal, env: childEnv() });
   child.stdin.on('error', () => undefined); // tar gone: its exit code tells why
   const stderr = new TailBuffer(4096);
   child.stderr.on('data', (d: Buffer) => stderr.push(d));
@@ -258,4 +260,4 @@ async function dump(options: FilesOptions, _target: { container: string | null }
   };
 }
 
-export const filesSource: SourceDefinition<FilesOptions> = { type: 'files', needsContainer: false, parse, dump };
+export const filesSource: SourceDefinition<FilesOptions> = { type: 'files', needsContainer: false, hostOnly: true, parse, dump };

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
+import { notABoolean, parseBoolean } from '../config/boolean.js';
 import { parseRef, type Ref } from '../config/refs.js';
 import { resolveInContainer } from './resolve.js';
 import { execCapture, execStream, lastLines, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
@@ -67,9 +68,8 @@ function parse(raw: Record<string, string>, origin: OptionOrigin): PostgresOptio
   }
   const format = raw.format?.trim() ?? 'plain';
   if (format !== 'plain' && format !== 'custom') throw labelError(origin, 'format', `expected plain or custom, received ${JSON.stringify(raw.format)}`);
-  const globalsText = raw.globals?.trim() ?? 'false';
-  if (globalsText !== 'true' && globalsText !== 'false') throw labelError(origin, 'globals', `expected true or false, received ${JSON.stringify(raw.globals)}`);
-  const globals = globalsText === 'true';
+  const globals = raw.globals === undefined ? false : parseBoolean(raw.globals);
+  if (globals === undefined) throw labelError(origin, 'globals', notABoolean(raw.globals ?? ''));
   if (globals && format === 'custom') {
     throw labelError(origin, 'globals', 'globals are SQL and cannot go into a custom-format archive: use format plain, or a separate plain mandate for the globals');
   }

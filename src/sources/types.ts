@@ -17,6 +17,11 @@ export interface SourceSettings {
   volumeHelperImage: string;
   /** `volume.helper_binds`: extra `HOST:CONTAINER[:ro]` binds of that helper. */
   volumeHelperBinds: string[];
+  /**
+   * `<data_dir>/stopped-containers`: a container is recorded there before it is stopped for a
+   * copy, so that the next daemon start can start it again after a crash.
+   */
+  stoppedContainersDir: string;
 }
 
 export interface DumpContext {
@@ -54,6 +59,12 @@ export interface SourceDefinition<Options> {
   type: string;
   /** Whether the mandate must name a container. */
   needsContainer: boolean;
+  /**
+   * true: the source reads the Docker host itself (not a container), so only the config file may
+   * choose it and its options. Container labels are written by whoever can start a container,
+   * who must not be able to read host files through Backer. Default: false.
+   */
+  hostOnly?: boolean;
   /**
    * Validates the raw options (`backer.<type>.*` labels without that prefix, or the same keys
    * from a static mandate). Throws BackerError LABEL_INVALID naming the option's origin.

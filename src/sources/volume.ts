@@ -2,7 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type Docker from 'dockerode';
+import { notABoolean, parseBoolean } from '../config/boolean.js';
 import { BackerError, describeError } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import { ownerLabels } from '../state/owner.js';
+import { clearStopped, recordStopped } from '../state/stopped-containers.js';
 import { DemuxStream, lastLines, TailBuffer } from './docker-exec.js';
 import { labelError } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
@@ -77,9 +81,9 @@ function parse(raw: Record<string, string>, origin: OptionOrigin): VolumeOptions
   }
   let stop = false;
   if (raw.stop !== undefined) {
-    const value = raw.stop.trim().toLowerCase();
-    if (value !== 'true' && value !== 'false') throw labelError(origin, 'stop', `expected true or false, received ${JSON.stringify(raw.stop)}`);
-    stop = value === 'true';
+    const value = parseBoolean(raw.stop);
+    if (value === undefined) throw labelError(origin, 'stop', notABoolean(raw.stop));
+    stop = value;
   }
   return { paths: parsePaths(raw.paths, origin), stop };
 }
@@ -184,7 +188,8 @@ async function createHelper(docker: Docker, container: string, plan: MountPlan, 
       // `./` keeps member names from ever looking like options.
       Cmd: ['-C', HELPER_ROOT, '-cf', '-', ...plan.members.map((p) => `.${p}`)],
       User: '0:0',
-      Labels: { [HELPER_LABEL]: 'true', 'backer.helper.container': container, 'backer.helper.mandate': context.mandate },
+      // The owner labels let the next daemon start remove a helper whose process was killed.
+      Labels: { [HELPER_LABEL]: 'true', 'backer.helper.container': container, 'backer.helper.mandate': context.mandate, ...ownerLabels() },
       AttachStdin: false,
       AttachStdout: true,
       AttachStderr: true,
@@ -220,6 +225,21 @@ async function createHelper(docker: Docker, container: string, plan: MountPlan, 
   }
 }
 
+/** Starts a container stopped for the copy; true when it runs again or is gone (its record can go). */
+async function startAgain(subject: Docker.Container, container: string, logger: Logger): Promise<boolean> {
+  try {
+    await subject.start();
+    logger.info({ container }, 'container started again after the volume copy');
+    return true;
+  } catch (err) {
+    const code = statusCode(err);
+    if (code === 304) logger.info({ container }, 'container was already running again after the volume copy');
+    else if (code === 404) logger.warn({ container }, 'container was removed during the volume copy');
+    else logger.error({ container, err: describeError(err) }, 'could not start the container again after the volume copy; the next daemon start retries');
+    return code === 304 || code === 404;
+  }
+}
+
 /** A complete tar archive ends with two zero blocks and is a whole number of 512-byte blocks. */
 function endsLikeTar(size: number, tail: Buffer): boolean {
   return size >= 1024 && size % 512 === 0 && tail.length >= 1024 && tail.subarray(tail.length - 1024).every((b) => b === 0);
@@ -242,17 +262,13 @@ async function dump(options: VolumeOptions, target: { container: string | null }
 
   const subject = docker.getContainer(container);
   let stoppedByUs = false;
+  /** The durable record of the stop (see state/stopped-containers.ts), removed once it runs again. */
+  let record: string | undefined;
   let restarted: Promise<void> | undefined;
   const restart = (): Promise<void> =>
     (restarted ??= (async () => {
-      if (!stoppedByUs) return;
-      try {
-        await subject.start();
-        logger.info({ container }, 'container started again after the volume copy');
-      } catch (err) {
-        if (statusCode(err) === 304) logger.info({ container }, 'container was already running again after the volume copy');
-        else logger.error({ container, err: describeError(err) }, 'could not start the container again after the volume copy');
-      }
+      if (!stoppedByUs || !(await startAgain(subject, container, logger)) || record === undefined) return;
+      await clearStopped(record).catch((err: unknown) => logger.error({ container, err: describeError(err) }, 'could not remove the stopped-container record'));
     })());
 
   let helper: Docker.Container | undefined;
@@ -276,6 +292,9 @@ async function dump(options: VolumeOptions, target: { container: string | null }
     context.signal.throwIfAborted();
     // A paused container is frozen already; stopping it would change its state.
     if (options.stop && info.State.Running && !info.State.Paused) {
+      // Recorded (fsynced) before the stop: a crash from here on is undone at the next daemon start.
+      const dir = context.settings?.stoppedContainersDir;
+      if (dir !== undefined) record = await recordStopped(dir, { container_id: info.Id, container, mandate: context.mandate });
       stoppedByUs = true;
       // No abort signal: a stop cut short could leave the container stopping after the restart.
       await subject.stop().catch((err: unknown) => {

@@ -1,11 +1,13 @@
 /**
  * Local directory target: `<path>/<key>`. Objects appear under their final name only complete
- * (temp file in the same directory, fsync, rename), so a crash or a cancelled run never leaves
- * something that looks like an artifact or a manifest.
+ * (temp file in the same directory, fsync, hard link), so a crash or a cancelled run never leaves
+ * something that looks like an artifact or a manifest. Nothing is ever replaced: an existing
+ * name makes the write fail. Files are 0600 and the directories Backer creates 0700, unless the
+ * target's `file_mode` / `dir_mode` say otherwise (dumps hold whole databases).
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,13 +20,29 @@ const TEMP_PATTERN = /^\..*\.partial-[0-9a-f]+$/;
 
 type KeyUse = 'write' | 'read';
 
+export const DEFAULT_FILE_MODE = 0o600;
+export const DEFAULT_DIR_MODE = 0o700;
+
+/** `file_mode` / `dir_mode` as written in the config ("0640"); the schema has validated them. */
+export function parseMode(value: string | undefined, fallback: number): number {
+  return value === undefined ? fallback : parseInt(value, 8);
+}
+
+/** Errors of link() on filesystems without hard links. */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
 function errnoCode(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
-export function createLocalTarget(config: LocalTargetConfig): Target {
+/** The config of a local target; the modes may be left out (tests, defaults). */
+export type LocalTargetOptions = Omit<LocalTargetConfig, 'file_mode' | 'dir_mode'> & Partial<Pick<LocalTargetConfig, 'file_mode' | 'dir_mode'>>;
+
+export function createLocalTarget(config: LocalTargetOptions): Target {
   const root = resolve(config.path);
   const component = `target ${config.name}`;
+  const fileMode = parseMode(config.file_mode, DEFAULT_FILE_MODE);
+  const dirMode = parseMode(config.dir_mode, DEFAULT_DIR_MODE);
 
   const fail = (code: ErrorCode, message: string, key: string, cause?: unknown, permanent = false): BackerError =>
     new BackerError(code, message, { component, details: { target: config.name, key }, cause, permanent });
@@ -72,15 +90,83 @@ export function createLocalTarget(config: LocalTargetConfig): Target {
     }
   }
 
-  /** Creates the temp file next to `path` so the final rename stays on one filesystem. */
+  const refuseExisting = (key: string, cause: unknown): BackerError =>
+    new BackerError('TARGET_WRITE_FAILED', `"${key}" already exists and is not overwritten`, {
+      component,
+      details: { target: config.name, key, exists: true },
+      cause,
+      permanent: true,
+    });
+
+  /**
+   * Creates `dir` and its missing parents with `dir_mode`. mkdir's mode goes through the umask,
+   * so each directory made here gets its mode set explicitly; existing ones are left alone.
+   */
+  async function ensureDir(dir: string): Promise<void> {
+    let first: string | undefined;
+    try {
+      first = await mkdir(dir, { recursive: true, mode: dirMode });
+    } catch (err) {
+      throw await realMkdirError(dir, err);
+    }
+    if (first === undefined) return;
+    for (let d = dir; ; d = dirname(d)) {
+      await chmod(d, dirMode);
+      if (d === first || d === dirname(d)) return;
+    }
+  }
+
+  /**
+   * Node's recursive mkdir reports ENOENT where the parent exists but cannot take a new entry
+   * (read-only filesystem, no permission): redo the first missing step alone to get the reason.
+   */
+  async function realMkdirError(dir: string, err: unknown): Promise<unknown> {
+    if (errnoCode(err) !== 'ENOENT') return err;
+    let child = dir;
+    for (let parent = dirname(dir); parent !== child; child = parent, parent = dirname(parent)) {
+      if (!(await stat(parent).then((i) => i.isDirectory(), () => false))) continue;
+      return mkdir(child, { mode: dirMode }).then(
+        () => err,
+        (real: unknown) => real,
+      );
+    }
+    return err;
+  }
+
+  /**
+   * Gives the complete temp file its final name without ever replacing anything: link() fails
+   * with EEXIST (atomic for readers and racing writers). Filesystems without hard links fall
+   * back to a check and rename (only racing writers of the same name could collide there).
+   */
+  async function placeNew(tmp: string, path: string): Promise<void> {
+    try {
+      await link(tmp, path);
+    } catch (err) {
+      if (!NO_HARD_LINKS.has(errnoCode(err) ?? '')) throw err;
+      const existing = await stat(path).catch(() => undefined);
+      if (existing) throw Object.assign(new Error('file exists'), { code: 'EEXIST' });
+      await rename(tmp, path);
+      return;
+    }
+    await unlink(tmp).catch(() => undefined);
+  }
+
+  /** Creates the temp file next to `path` so the final link stays on one filesystem. */
   function tempPathFor(path: string): string {
     return join(dirname(path), `.${basename(path)}.partial-${randomBytes(6).toString('hex')}`);
   }
 
   async function openTemp(path: string): Promise<{ tmp: string; handle: FileHandle }> {
-    await mkdir(dirname(path), { recursive: true });
+    await ensureDir(dirname(path));
     const tmp = tempPathFor(path);
-    return { tmp, handle: await open(tmp, 'wx') };
+    const handle = await open(tmp, 'wx', fileMode);
+    try {
+      await handle.chmod(fileMode);
+    } catch (err) {
+      await discard(tmp, handle);
+      throw err;
+    }
+    return { tmp, handle };
   }
 
   async function discard(tmp: string, handle: FileHandle): Promise<void> {
@@ -116,14 +202,15 @@ export function createLocalTarget(config: LocalTargetConfig): Target {
       const path = pathOf(key, 'write');
       let tmp: string | undefined;
       try {
-        await mkdir(dirname(path), { recursive: true });
+        await ensureDir(dirname(path));
         tmp = tempPathFor(path);
         // A path-based stream with flush: fsync before close. (A FileHandle stream with
         // autoClose:false left handle.sync() hanging on Node 20.)
-        await pipeline(body, createWriteStream(tmp, { flags: 'wx', flush: true }), { signal: options.signal });
+        await pipeline(body, createWriteStream(tmp, { flags: 'wx', flush: true, mode: fileMode }), { signal: options.signal });
         // A cancel that lands after the last byte still means "no backup": honour it before publishing.
         options.signal.throwIfAborted();
-        await rename(tmp, path);
+        await chmod(tmp, fileMode);
+        await placeNew(tmp, path);
         tmp = undefined;
         await publish(path);
       } catch (err) {
@@ -132,6 +219,7 @@ export function createLocalTarget(config: LocalTargetConfig): Target {
         if (options.signal.aborted) {
           throw fail('JOB_CANCELLED', `writing "${key}" was cancelled`, key, options.signal.reason, true);
         }
+        if (errnoCode(err) === 'EEXIST') throw refuseExisting(key, err);
         throw fail('TARGET_WRITE_FAILED', `could not write "${key}"`, key, err);
       }
     },
@@ -144,25 +232,18 @@ export function createLocalTarget(config: LocalTargetConfig): Target {
         await temp.handle.writeFile(data);
         await temp.handle.sync();
         await temp.handle.close();
-        try {
-          // link() fails with EEXIST instead of replacing: atomic for readers and for racing writers.
-          await link(temp.tmp, path);
-        } catch (err) {
-          const code = errnoCode(err);
-          if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
-          // Filesystems without hard links: still atomic for readers, only racing writers can collide.
-          const existing = await stat(path).catch(() => undefined);
-          if (existing) throw Object.assign(new Error('file exists'), { code: 'EEXIST' });
-          await rename(temp.tmp, path);
-        }
-        await unlink(temp.tmp).catch(() => undefined);
+        const { tmp } = temp;
         temp = undefined;
+        try {
+          await placeNew(tmp, path);
+        } catch (err) {
+          await unlink(tmp).catch(() => undefined);
+          throw err;
+        }
         await publish(path);
       } catch (err) {
         if (temp) await discard(temp.tmp, temp.handle);
-        if (errnoCode(err) === 'EEXIST') {
-          throw fail('TARGET_WRITE_FAILED', `"${key}" already exists and is not overwritten`, key, err, true);
-        }
+        if (errnoCode(err) === 'EEXIST') throw refuseExisting(key, err);
         throw fail('TARGET_WRITE_FAILED', `could not write "${key}"`, key, err);
       }
     },

@@ -26,6 +26,11 @@ import type { ObjectInfo, Target, WriteOptions } from './types.js';
 const MIB = 1024 * 1024;
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
+function isPreconditionFailure(err: unknown): boolean {
+  const { name, status } = s3Error(err);
+  return status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict';
+}
+
 function s3Error(err: unknown): { name?: string; status?: number } {
   if (err instanceof S3ServiceException) return { name: err.name, status: err.$metadata.httpStatusCode };
   return {};
@@ -78,6 +83,33 @@ export function createS3Target(config: S3TargetConfig): Target {
     }
   }
 
+  const refused = (key: string, cause?: unknown): BackerError =>
+    new BackerError('TARGET_WRITE_FAILED', `"${key}" already exists and is not overwritten`, {
+      component,
+      details: { target: config.name, key, exists: true },
+      cause,
+      permanent: true,
+    });
+
+  /**
+   * Writes never replace an object. IfNoneMatch makes the put (and the multipart complete)
+   * conditional where the server supports it (AWS S3, MinIO, ...); s3rver 3.x and some other
+   * servers silently ignore the header, so a HEAD comes first: that catches every overwrite there
+   * except a race between two writers of the same key. `body` is destroyed when refusing.
+   */
+  async function refuseIfPresent(key: string, body?: Readable): Promise<void> {
+    let present: ObjectInfo | undefined;
+    try {
+      present = await statKey(key);
+    } catch (err) {
+      body?.destroy();
+      throw fail('TARGET_WRITE_FAILED', `could not check whether "${key}" exists in bucket ${bucket}`, key, err);
+    }
+    if (present === undefined) return;
+    body?.destroy();
+    throw refused(key);
+  }
+
   async function statKey(key: string): Promise<ObjectInfo | undefined> {
     try {
       const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: s3Key(key) }));
@@ -98,6 +130,7 @@ export function createS3Target(config: S3TargetConfig): Target {
       // for parts in flight and aborts the multipart upload before done() settles. upload.abort() is
       // deliberately not used: it makes done() reject at once while a part, the abort request or a
       // single PutObject may still be in flight, so "rejected" would not yet mean "nothing stored".
+      await refuseIfPresent(key, body);
       const uploadFailed = new AbortController();
       const pass = new PassThrough();
       let upload: Upload;
@@ -111,6 +144,9 @@ export function createS3Target(config: S3TargetConfig): Target {
             ContentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
             StorageClass: config.storage_class as StorageClass | undefined,
             ServerSideEncryption: encryption,
+            // lib-storage hands its params to PutObject (one part) and CompleteMultipartUpload, both
+            // conditional with this header: the object appears only if the key is still free.
+            IfNoneMatch: '*',
           },
           partSize: config.part_size_mb * MIB,
           queueSize: config.queue_size,
@@ -139,25 +175,14 @@ export function createS3Target(config: S3TargetConfig): Target {
       }
       const sourceFailed = feed.status === 'rejected' && !uploadFailed.signal.aborted;
       const cause: unknown = sourceFailed ? feed.reason : up.status === 'rejected' ? up.reason : undefined;
+      if (!sourceFailed && isPreconditionFailure(cause)) throw refused(key, cause);
       throw fail('TARGET_WRITE_FAILED', `could not upload "${key}" to bucket ${bucket}`, key, cause, extra);
     },
 
     async writeOnce(key: string, data: Buffer, options?: { contentType?: string }): Promise<void> {
-      const refused = (cause?: unknown): BackerError =>
-        new BackerError('TARGET_WRITE_FAILED', `"${key}" already exists and is not overwritten`, {
-          component,
-          details: { target: config.name, key },
-          cause,
-          permanent: true,
-        });
-      // IfNoneMatch makes the put conditional where the server supports it (AWS S3, MinIO, ...).
-      // s3rver 3.x and some other servers silently ignore the header, so a HEAD comes first: that
-      // catches every overwrite there except a race between two writers of the same manifest.
+      // HEAD, then a conditional put (see refuseIfPresent).
       // StorageClass is not applied: a manifest must stay cheap and instantly readable.
-      const present = await statKey(key).catch((err: unknown) => {
-        throw fail('TARGET_WRITE_FAILED', `could not check whether "${key}" exists in bucket ${bucket}`, key, err);
-      });
-      if (present !== undefined) throw refused();
+      await refuseIfPresent(key);
       const input: PutObjectCommandInput = {
         Bucket: bucket,
         Key: s3Key(key),
@@ -175,8 +200,7 @@ export function createS3Target(config: S3TargetConfig): Target {
           await client.send(new PutObjectCommand({ ...input, IfNoneMatch: undefined }));
         }
       } catch (err) {
-        const { name, status } = s3Error(err);
-        if (status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict') throw refused(err);
+        if (isPreconditionFailure(err)) throw refused(key, err);
         throw fail('TARGET_WRITE_FAILED', `could not write "${key}" to bucket ${bucket}`, key, err);
       }
     },

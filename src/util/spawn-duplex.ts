@@ -2,6 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Duplex } from 'node:stream';
 import { BackerError } from '../errors.js';
 import { cancelledError } from './abort.js';
+import { childEnv } from './child-env.js';
 
 export interface SpawnDuplexOptions {
   /** Program name, looked up in PATH, or a path. */
@@ -24,7 +25,6 @@ const STDERR_LIMIT = 8 * 1024;
 const KILL_GRACE_MS = 5_000;
 /** After a failed exit, how long to wait for the rest of stderr (a grandchild may hold it open). */
 const STDERR_WAIT_MS = 1_000;
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 interface ExitStatus {
   code: number | null;
@@ -125,8 +125,8 @@ export function spawnDuplex(options: SpawnDuplexOptions): Duplex {
   let proc: ChildProcessWithoutNullStreams;
   try {
     proc = spawn(options.command, args, {
-      // Only PATH: Backer's own environment holds credentials that a tool has no business seeing.
-      env: { PATH: process.env['PATH'] ?? DEFAULT_PATH, ...options.env },
+      // Only PATH and the tool's own variables: Backer's environment holds credentials (see childEnv).
+      env: childEnv(options.env),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
   } catch (err) {

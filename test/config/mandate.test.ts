@@ -105,7 +105,7 @@ describe('parseMandate', () => {
   it('reports every bad label with its location and what was expected', () => {
     const { mandate, problems } = fromLabels({
       'backer.type': 'fake',
-      'backer.enabled': 'yes',
+      'backer.enabled': 'maybe',
       'backer.intervall': '0 3 * * *',
       'backer.interval': '0 25 * * *',
       'backer.target': 's3,nas',
@@ -116,7 +116,7 @@ describe('parseMandate', () => {
     });
     expect(mandate).toBeUndefined();
     expect(problems).toEqual([
-      { where: 'container shop-db label backer.enabled', message: 'expected true or false, received "yes"' },
+      { where: 'container shop-db label backer.enabled', message: 'expected true or false (also yes/no, on/off, 1/0), received "maybe"' },
       { where: 'container shop-db label backer.interval', message: 'invalid cron expression "0 25 * * *": Invalid value for hour: 25' },
       { where: 'container shop-db label backer.target', message: 'unknown target "nas"; known targets: s3, local' },
       { where: 'container shop-db label backer.middleware', message: 'unknown middleware "gzip" (did you mean gz?); known middleware: gz, enc' },

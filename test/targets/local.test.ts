@@ -1,9 +1,10 @@
-import { mkdtemp, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackerError } from '../../src/errors.js';
+import { localTargetSchema } from '../../src/config/schema.js';
 import { createLocalTarget } from '../../src/targets/local.js';
 import type { Target } from '../../src/targets/types.js';
 import { describeTargetSuite, generatedSource, MIB, rejectionCode } from './suite.js';
@@ -77,6 +78,54 @@ describe('local target specifics', () => {
     expect(await rejectionCode(target.list('../'))).toBe('TARGET_READ_FAILED');
     expect(await rejectionCode(target.list('a/..'))).toBe('TARGET_READ_FAILED');
     expect(await readdir(dir)).not.toContain('escaped.bin');
+  });
+
+  it('writes artifacts and manifests 0600 in 0700 directories by default, whatever the umask', async () => {
+    const previous = process.umask(0o000);
+    try {
+      const fresh = localTarget(join(dir, 'modes', 'root'));
+      await fresh.write('m/deep/a.bin', Readable.from([Buffer.from('dump')]), { signal: new AbortController().signal });
+      await fresh.writeOnce('m/a.manifest.json', Buffer.from('{}'));
+      const mode = async (p: string): Promise<string> => ((await stat(p)).mode & 0o7777).toString(8);
+      expect(await mode(join(dir, 'modes', 'root', 'm', 'deep', 'a.bin'))).toBe('600');
+      expect(await mode(join(dir, 'modes', 'root', 'm', 'a.manifest.json'))).toBe('600');
+      for (const d of ['modes', 'modes/root', 'modes/root/m', 'modes/root/m/deep']) expect(await mode(join(dir, d)), d).toBe('700');
+    } finally {
+      process.umask(previous);
+    }
+  });
+
+  it('applies file_mode and dir_mode from the config, and leaves existing directories alone', async () => {
+    const previous = process.umask(0o077);
+    try {
+      await mkdir(join(dir, 'group'));
+      await chmod(join(dir, 'group'), 0o755);
+      const config = localTargetSchema.parse({ name: 'g', type: 'local', path: join(dir, 'group'), file_mode: '0640', dir_mode: '0750' });
+      const grouped = createLocalTarget(config);
+      await grouped.write('m/a.bin', Readable.from([Buffer.from('dump')]), { signal: new AbortController().signal });
+      await grouped.writeOnce('m/a.manifest.json', Buffer.from('{}'));
+      const mode = async (p: string): Promise<string> => ((await stat(p)).mode & 0o7777).toString(8);
+      expect(await mode(join(dir, 'group'))).toBe('755');
+      expect(await mode(join(dir, 'group', 'm'))).toBe('750');
+      expect(await mode(join(dir, 'group', 'm', 'a.bin'))).toBe('640');
+      expect(await mode(join(dir, 'group', 'm', 'a.manifest.json'))).toBe('640');
+    } finally {
+      process.umask(previous);
+    }
+  });
+
+  it('validates file_mode and dir_mode with a clear message', () => {
+    const problems = (extra: Record<string, unknown>): string[] => {
+      const r = localTargetSchema.safeParse({ name: 'g', type: 'local', path: '/x', ...extra });
+      return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(problems({ file_mode: '0640', dir_mode: '750' })).toEqual([]);
+    // YAML 1.2 reads an unquoted 0640 as the number 640.
+    expect(problems({ file_mode: 640 })).toEqual(['file_mode: expected an octal mode in quotes, such as "0640"']);
+    expect(problems({ file_mode: '0689' })[0]).toMatch(/^file_mode: expected an octal mode such as "0640"/);
+    expect(problems({ file_mode: 'rw-r-----' })[0]).toMatch(/^file_mode: expected an octal mode/);
+    expect(problems({ file_mode: '0440' })).toEqual(['file_mode: the owner (Backer) needs 0600 on every file']);
+    expect(problems({ dir_mode: '0600' })).toEqual(['dir_mode: the owner (Backer) needs 0700 on every directory']);
   });
 
   it('lists nothing (rather than failing) when the root does not exist yet', async () => {

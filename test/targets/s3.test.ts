@@ -51,18 +51,41 @@ interface Seen {
   method: string;
   url: string;
   status: number;
+  ifNoneMatch?: string;
 }
 
-/** Forwards to s3rver and records each request, to see what the SDK actually sent. */
-async function recordingProxy(): Promise<{ endpoint: string; seen: Seen[]; close(): Promise<void> }> {
+/** An S3 error answer the proxy gives instead of forwarding. */
+interface Refusal {
+  status: number;
+  code: string;
+}
+
+/**
+ * Forwards to s3rver and records each request, to see what the SDK actually sent. `refuse` may
+ * answer a request itself (a server-side refusal s3rver cannot produce).
+ */
+async function recordingProxy(
+  refuse: (method: string, url: string) => Refusal | undefined = () => undefined,
+): Promise<{ endpoint: string; seen: Seen[]; close(): Promise<void> }> {
   const upstream = new URL(s3.endpoint);
   const seen: Seen[] = [];
   const server = createServer((req, res) => {
+    const ifNoneMatch = req.headers['if-none-match'];
+    const refusal = refuse(req.method ?? '', req.url ?? '');
+    if (refusal) {
+      req.resume();
+      req.on('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', status: refusal.status, ifNoneMatch });
+        res.writeHead(refusal.status, { 'content-type': 'application/xml' });
+        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${refusal.code}</Code><Message>refused by the test proxy</Message></Error>`);
+      });
+      return;
+    }
     // Headers go through untouched (Host included), so the SigV4 signature still matches.
     const out = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
-        seen.push({ method: req.method ?? '', url: req.url ?? '', status: up.statusCode ?? 0 });
+        seen.push({ method: req.method ?? '', url: req.url ?? '', status: up.statusCode ?? 0, ifNoneMatch });
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
       },
@@ -158,6 +181,35 @@ describe('s3 target specifics', () => {
         throw err;
       });
     if (pending) expect(pending.Uploads ?? []).toEqual([]);
+  });
+
+  it('writes artifacts conditionally: If-None-Match on the single PUT and on CompleteMultipartUpload', async () => {
+    await target.write('m/cond-big.bin', generatedSource(12 * MIB).stream, { signal: new AbortController().signal });
+    await target.write('m/cond-small.bin', Readable.from([Buffer.from('small')]), { signal: new AbortController().signal });
+    const complete = proxy.seen.filter((r) => r.method === 'POST' && r.url.includes('/m/cond-big.bin?') && r.url.includes('uploadId='));
+    expect(complete.map((r) => [r.status, r.ifNoneMatch])).toEqual([[200, '*']]);
+    const put = proxy.seen.filter((r) => r.method === 'PUT' && r.url.split('?')[0]?.endsWith('/m/cond-small.bin'));
+    expect(put.map((r) => [r.status, r.ifNoneMatch])).toEqual([[200, '*']]);
+  });
+
+  it('a complete refused with 412 (the name was taken meanwhile) fails as "exists" and touches nothing', async () => {
+    const refusing = await recordingProxy((method, url) =>
+      method === 'POST' && url.includes('/m/race.bin?') && url.includes('uploadId=') ? { status: 412, code: 'PreconditionFailed' } : undefined,
+    );
+    const racing = createS3Target(config({ endpoint: refusing.endpoint, prefix }));
+    try {
+      const err = await racing.write('m/race.bin', generatedSource(12 * MIB).stream, { signal: new AbortController().signal }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BackerError);
+      expect((err as BackerError).details).toMatchObject({ key: 'm/race.bin', exists: true });
+      expect((err as BackerError).message).toMatch(/already exists and is not overwritten/);
+      // No DELETE of the object key: only the multipart upload is aborted.
+      expect(refusing.seen.filter((r) => r.method === 'DELETE' && !r.url.includes('uploadId='))).toEqual([]);
+      expect(refusing.seen.some((r) => r.method === 'DELETE' && r.url.includes('uploadId='))).toBe(true);
+      expect(await racing.stat('m/race.bin')).toBeUndefined();
+    } finally {
+      await racing.close();
+      await refusing.close();
+    }
   });
 
   it('never puts credentials into errors', async () => {

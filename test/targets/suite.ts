@@ -137,6 +137,26 @@ export function describeTargetSuite(label: string, make: () => Promise<{ target:
       expect((await target.list(`${base}/`)).map((o) => o.key)).toEqual([`${base}/manifest.json`]);
     });
 
+    it('write never overwrites: a second write of a key is refused and the first stays intact', async () => {
+      fresh();
+      const first = randomBytes(200 * 1024);
+      await target.write(`${base}/a.bin`, Readable.from([first]), { signal: signal() });
+      const second = generatedSource(7 * MIB);
+      const err = await target.write(`${base}/a.bin`, second.stream, { signal: signal() }).catch((e: unknown) => e);
+      expect(isBackerError(err, 'TARGET_WRITE_FAILED')).toBe(true);
+      expect((err as { details: Record<string, unknown> }).details).toMatchObject({ key: `${base}/a.bin`, exists: true });
+      expect(second.stream.destroyed).toBe(true);
+      expect((await readAll(await target.read(`${base}/a.bin`))).equals(first)).toBe(true);
+      expect((await target.list(`${base}/`)).map((o) => o.key)).toEqual([`${base}/a.bin`]);
+    });
+
+    it('write never overwrites an object stored by writeOnce either', async () => {
+      fresh();
+      await target.writeOnce(`${base}/m.json`, Buffer.from('{"v":1}'));
+      expect(await rejectionCode(target.write(`${base}/m.json`, Readable.from([Buffer.from('other')]), { signal: signal() }))).toBe('TARGET_WRITE_FAILED');
+      expect((await readAll(await target.read(`${base}/m.json`))).toString()).toBe('{"v":1}');
+    });
+
     it('a source that fails mid-way rejects the write and leaves nothing', async () => {
       fresh();
       const source = generatedSource(64 * MIB, { failAt: 6 * MIB });

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApi } from '../../src/api/app.js';
+import { toHttpError } from '../../src/api/errors.js';
 import type { MandateSpec } from '../../src/config/mandate-types.js';
 import type { Discovery } from '../../src/discovery/discovery.js';
 import type { Snapshot } from '../../src/discovery/snapshot.js';
@@ -40,6 +41,7 @@ const snapshot: Snapshot = {
   mandates: [files, shopDb],
   problems: [{ where: 'container broken label backer.interval', message: 'not a cron expression' }],
   docker_error: null,
+  skipped: [{ name: 'broken', origin: 'labels', container: 'broken', problems: [{ where: 'container broken label backer.interval', message: 'not a cron expression' }] }],
 };
 
 const NEXT_RUN = new Date('2030-01-01T03:00:00.000Z');
@@ -125,7 +127,7 @@ describe('api', () => {
     const { app } = setup();
     const res = await app.request('/v1/mandates');
     expect(res.status).toBe(200);
-    const json = await body<{ mandates: Record<string, unknown>[]; problems: unknown[]; docker_error: unknown }>(res);
+    const json = await body<{ mandates: Record<string, unknown>[]; skipped: unknown[]; problems: unknown[]; docker_error: unknown }>(res);
     expect(json.mandates).toEqual([
       {
         name: 'files',
@@ -153,6 +155,9 @@ describe('api', () => {
       },
     ]);
     expect(json.problems).toEqual(snapshot.problems);
+    expect(json.skipped).toEqual([
+      { name: 'broken', origin: 'labels', container: 'broken', problems: [{ where: 'container broken label backer.interval', message: 'not a cron expression' }] },
+    ]);
     expect(json.docker_error).toBeNull();
     for (const m of json.mandates) for (const key of Object.keys(m)) expect(key).toMatch(/^[a-z]+(_[a-z]+)*$/);
   });
@@ -289,6 +294,11 @@ describe('api', () => {
     const list = await (await app.request('/v1/jobs')).text();
     expect(list).not.toContain(SECRET);
     expect(list).toContain('[REDACTED]');
+  });
+
+  it('maps MANDATE_SKIPPED to 409 and FORGET_REFUSED to 409', () => {
+    expect(toHttpError(new BackerError('MANDATE_SKIPPED', 'mandate broken exists but is skipped', { component: 'test' })).status).toBe(409);
+    expect(toHttpError(new BackerError('FORGET_REFUSED', 'its artifact is present', { component: 'test' })).status).toBe(409);
   });
 
   it('scrubs secrets from error responses too', async () => {

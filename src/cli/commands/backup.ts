@@ -1,8 +1,9 @@
+import { installCrashGuard } from '../../daemon/crash-guard.js';
 import { createServices } from '../../daemon/services.js';
 import type { Job } from '../../queue/types.js';
 import type { BackupResult } from '../../pipeline/run-backup.js';
 import { callApi } from '../client.js';
-import { loadCliConfig, type GlobalOptions } from '../context.js';
+import { loadCliConfig, loadRunConfig, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine } from '../output.js';
 
@@ -20,8 +21,10 @@ function printResult(result: BackupResult): void {
 
 /** `--once`: the whole backup in this process, no daemon (for cron and CI users). */
 async function backupOnce(mandate: string, options: BackupOptions): Promise<number> {
-  const { config, path } = await loadCliConfig(options);
+  const { config, path } = await loadRunConfig(options);
   const services = createServices({ config, configFile: path });
+  // A stray error fails the backup (reported like any failure), never as a raw stack trace.
+  const uninstallGuard = installCrashGuard(services.logger);
   const controller = new AbortController();
   const abort = (): void => controller.abort(new Error('interrupted'));
   process.once('SIGINT', abort);
@@ -36,6 +39,7 @@ async function backupOnce(mandate: string, options: BackupOptions): Promise<numb
     process.off('SIGINT', abort);
     process.off('SIGTERM', abort);
     await services.close();
+    uninstallGuard();
   }
 }
 

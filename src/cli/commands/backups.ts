@@ -1,7 +1,8 @@
 import { BackerError } from '../../errors.js';
-import { listBackups } from '../../manifests/store.js';
+import { listBackups, type ManifestProblem } from '../../manifests/store.js';
 import type { Manifest } from '../../manifests/schema.js';
 import { createTarget } from '../../targets/index.js';
+import type { Target } from '../../targets/types.js';
 import { loadCliConfig, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { formatBytes, printJson, printLine, table } from '../output.js';
@@ -12,25 +13,18 @@ export interface ListOptions extends GlobalOptions {
 }
 
 /** Reads the targets directly (no daemon needed): the manifests there are the truth. */
-async function collect(options: ListOptions): Promise<{ backups: Manifest[]; problems: { target: string; key: string; message: string }[] }> {
-  const { config } = await loadCliConfig(options);
-  const configs = config.targets.filter((t) => options.target === undefined || t.name === options.target);
-  if (options.target !== undefined && configs.length === 0) {
-    throw new BackerError('TARGET_NOT_FOUND', `no target named ${options.target}; known: ${config.targets.map((t) => t.name).join(', ') || 'none'}`, {
-      component: 'cli',
-    });
-  }
+async function collect(options: ListOptions): Promise<{ backups: Manifest[]; problems: ManifestProblem[] }> {
+  const targets = await openTargets(options);
   const backups: Manifest[] = [];
-  const problems: { target: string; key: string; message: string }[] = [];
-  for (const c of configs) {
-    const target = createTarget(c);
-    try {
+  const problems: ManifestProblem[] = [];
+  try {
+    for (const target of targets) {
       const listing = await listBackups(target, options.mandate);
       backups.push(...listing.backups.map((b) => b.manifest));
       problems.push(...listing.problems);
-    } finally {
-      await target.close();
     }
+  } finally {
+    await Promise.all(targets.map((t) => t.close()));
   }
   backups.sort((a, b) => b.created_at.localeCompare(a.created_at));
   return { backups, problems };
@@ -69,6 +63,81 @@ export async function showCommand(id: string, options: ListOptions): Promise<num
       printLine(`  sha256:     ${m.artifact.sha256}`);
       for (const s of m.steps) printLine(`  step:       ${s.processor} ${formatBytes(s.size)} sha256 ${s.sha256}`);
     }
+  }
+  return EXIT.OK;
+}
+
+export interface ForgetOptions extends GlobalOptions {
+  target?: string;
+}
+
+interface Forgotten {
+  target: string;
+  key: string;
+  name: string;
+  uuid: string;
+  artifact_key: string;
+}
+
+/** Targets chosen by --target (all by default), created for this command; closed by the caller. */
+async function openTargets(options: { target?: string } & GlobalOptions): Promise<Target[]> {
+  const { config } = await loadCliConfig(options);
+  const configs = config.targets.filter((t) => options.target === undefined || t.name === options.target);
+  if (options.target !== undefined && configs.length === 0) {
+    throw new BackerError('TARGET_NOT_FOUND', `no target named ${options.target}; known: ${config.targets.map((t) => t.name).join(', ') || 'none'}`, {
+      component: 'cli',
+    });
+  }
+  return configs.map((c) => createTarget(c));
+}
+
+/**
+ * Removes the manifests of backup `id` (name or uuid) whose artifact is missing, on every chosen
+ * target. A backup whose artifact is present is never touched: deleting data is retention's job.
+ */
+async function forgetOn(target: Target, id: string): Promise<{ forgotten: Forgotten[]; intact: string[] }> {
+  const listing = await listBackups(target);
+  const intact = listing.backups.filter((b) => b.manifest.name === id || b.manifest.uuid === id).map((b) => b.manifestKey);
+  const forgotten: Forgotten[] = [];
+  for (const p of listing.problems) {
+    const d = p.dangling;
+    if (!d || (d.name !== id && d.uuid !== id)) continue;
+    // Checked again right before the removal: a manifest whose artifact came back is kept.
+    if (await target.stat(d.artifact_key)) {
+      intact.push(p.key);
+      continue;
+    }
+    await target.remove(p.key);
+    forgotten.push({ target: target.name, key: p.key, name: d.name, uuid: d.uuid, artifact_key: d.artifact_key });
+  }
+  return { forgotten, intact };
+}
+
+export async function forgetCommand(id: string, options: ForgetOptions): Promise<number> {
+  const targets = await openTargets(options);
+  const forgotten: Forgotten[] = [];
+  const intact: { target: string; key: string }[] = [];
+  try {
+    for (const target of targets) {
+      const result = await forgetOn(target, id);
+      forgotten.push(...result.forgotten);
+      intact.push(...result.intact.map((key) => ({ target: target.name, key })));
+    }
+  } finally {
+    await Promise.all(targets.map((t) => t.close()));
+  }
+  if (forgotten.length === 0 && intact.length > 0) {
+    const where = intact.map((i) => `${i.target}: ${i.key}`).join(', ');
+    throw new BackerError('FORGET_REFUSED', `refusing to forget ${id}: its artifact is present (${where}); forget removes only manifests whose artifact is missing`, {
+      component: 'cli',
+      details: { backup: id },
+    });
+  }
+  if (forgotten.length === 0) throw new BackerError('BACKUP_NOT_FOUND', `no backup named or with uuid ${id}`, { component: 'cli', details: { backup: id } });
+  if (options.json) printJson({ forgotten, kept: intact });
+  else {
+    for (const f of forgotten) printLine(`forgot ${f.name} on ${f.target}: removed ${f.key} (artifact ${f.artifact_key} was missing)`);
+    for (const i of intact) printLine(`kept ${i.key} on ${i.target}: its artifact is present`);
   }
   return EXIT.OK;
 }

@@ -1,24 +1,45 @@
 import Docker from 'dockerode';
-import { findConfigPath, loadConfig } from '../../config/load.js';
+import { findConfigPath, loadConfig, type LoadResult } from '../../config/load.js';
+import type { ConfigProblem } from '../../config/mandate-types.js';
+import { NO_INVALID_REFS, UNKNOWN_REFS } from '../../config/problems.js';
 import { buildSnapshot } from '../../discovery/snapshot.js';
 import { sources } from '../../sources/index.js';
 import type { GlobalOptions } from '../context.js';
+import { loadDemoConfig } from '../demo-config.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine } from '../output.js';
 
-/** Validates the file, then every discovered container's labels; prints each problem. */
-export async function configCheckCommand(options: GlobalOptions): Promise<number> {
+/** The file named by --config/BACKER_CONFIG/./backer.yml, or the embedded demo config with --demo. */
+async function loadForCheck(options: GlobalOptions): Promise<LoadResult & { path: string }> {
+  if (options.demo) {
+    const { config, path } = loadDemoConfig();
+    return { config, path, problems: [], invalidRefs: NO_INVALID_REFS };
+  }
   const path = await findConfigPath(options.config, process.env);
-  const { config, problems } = await loadConfig(path, process.env);
-  const all = [...problems];
+  return { ...(await loadConfig(path, process.env)), path };
+}
+
+/**
+ * Validates the file, then every static mandate and every discovered container's labels, in one
+ * pass: problems of the file do not hide those of the mandates. Targets and middleware with
+ * problems of their own still count as defined, so mandates naming them are not reported again.
+ */
+export async function configCheckCommand(options: GlobalOptions): Promise<number> {
+  const { config, path, problems, invalidRefs } = await loadForCheck(options);
+  const all: ConfigProblem[] = [...problems];
   let mandates: string[] = [];
   let dockerError: string | null = null;
-  if (problems.length === 0) {
+  // When the YAML itself does not parse, nothing of the file is known: there are no mandates to check.
+  if (invalidRefs !== UNKNOWN_REFS) {
     const docker = config.docker.enabled ? new Docker({ socketPath: config.docker.socket_path }) : null;
-    const snapshot = await buildSnapshot(docker, config, sources, path);
-    all.push(...snapshot.problems);
+    const snapshot = await buildSnapshot(docker, config, sources, path, invalidRefs);
+    // loadConfig checks the static mandates' target and middleware names too, with the same wording.
+    for (const p of snapshot.problems) {
+      if (!all.some((q) => q.where === p.where && q.message === p.message)) all.push(p);
+    }
     mandates = snapshot.mandates.map((m) => m.name);
-    dockerError = snapshot.docker_error;
+    // docker.enabled: false is a choice, not a problem: nothing to say about Docker then.
+    dockerError = docker ? snapshot.docker_error : null;
   }
   if (options.json) {
     printJson({ ok: all.length === 0, problems: all, mandates, docker_error: dockerError });

@@ -1,0 +1,42 @@
+import { describeError } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import { currentJobScope } from '../pipeline/job-scope.js';
+
+export type CrashKind = 'unhandledRejection' | 'uncaughtException';
+
+function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(`non-error value thrown: ${describeError(value)}`);
+}
+
+/**
+ * Handles an error that escaped every handler. Node would end the process (and with it every
+ * backup in flight, and leave containers stopped for a copy): instead it is logged with its stack
+ * and charged to the backup it belongs to, when the async context tells which one. An error
+ * outside any backup is logged and the daemon goes on.
+ */
+export function handleEscapedError(logger: Logger, kind: CrashKind, value: unknown): void {
+  const err = asError(value);
+  const scope = currentJobScope();
+  const context = { kind, err: describeError(err), stack: err.stack, mandate: scope?.mandate, backup: scope?.backup };
+  if (scope) {
+    logger.error(context, 'unexpected error in a backup: the backup fails, the daemon goes on');
+    scope.fail(err);
+  } else {
+    logger.error(context, 'unexpected error outside any backup: the daemon goes on');
+  }
+}
+
+/**
+ * Installs `unhandledRejection` and `uncaughtException` handlers for this process; returns a
+ * function that removes them again. Installed by `backer daemon` and `backer backup --once`.
+ */
+export function installCrashGuard(logger: Logger): () => void {
+  const onRejection = (reason: unknown): void => handleEscapedError(logger, 'unhandledRejection', reason);
+  const onException = (err: Error): void => handleEscapedError(logger, 'uncaughtException', err);
+  process.on('unhandledRejection', onRejection);
+  process.on('uncaughtException', onException);
+  return () => {
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
+  };
+}
