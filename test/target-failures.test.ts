@@ -1,6 +1,6 @@
 /**
  * Every way a target can fail, against a real `backer daemon` process: connection refused,
- * bucket missing, permission denied (S3 403, read-only filesystem), ENOTDIR, ENAMETOOLONG, ENOSPC;
+ * bucket missing, permission denied (EACCES, S3 403, read-only filesystem), ENOTDIR, ENAMETOOLONG, ENOSPC;
  * early, mid-stream and at the end; alone and next to a good local target. The daemon must stay
  * up, the job must fail with the reason (exit 1 from `backup --wait`), the good target must hold a
  * complete backup and the failing one nothing at all (no artifact, temp file or manifest).
@@ -9,7 +9,7 @@ import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,7 @@ function targetsYaml(refusedPort: number): string {
     local('enotdir', join(dir, 'plain-file', 'backups')),
     local('enametoolong', join(dir, 'n'.repeat(300))),
     local('erofs', join(dir, 'readonly')),
+    local('eacces', join(dir, 'not-ours', 'backups')),
     local('enospc', join(dir, 'small')),
     local('tight', join(dir, 'tight')),
   ].join('');
@@ -155,6 +156,10 @@ beforeAll(async () => {
   await writeFile(join(dir, 'tiny', 'small.txt'), 'a small file: backups of it take milliseconds\n');
   await writeFile(join(dir, 'plain-file'), 'a file where the target wants a directory\n');
   await mountTmpfs(join(dir, 'readonly'), 'ro,size=1m');
+  // Another user's directory. The tests run as root, which file modes do not stop: the daemon runs
+  // without the capabilities that bypass them (below), so this is a real EACCES.
+  await mkdir(join(dir, 'not-ours'), { mode: 0o755 });
+  await chown(join(dir, 'not-ours'), 65534, 65534);
   await mountTmpfs(join(dir, 'small'), 'size=2m');
   await createBucket(bucket);
   faulty = await startFaultyS3(s3.endpoint);
@@ -163,6 +168,7 @@ beforeAll(async () => {
     'refused-early': { target: 's3-refused', reason: /could not check whether .* exists in bucket .*ECONNREFUSED/, s3Prefix: true },
     'nobucket-early': { target: 's3-nobucket', reason: /could not upload .*bucket does not exist/i },
     'denied-early': { target: 's3-denied', reason: /could not check whether .* exists in bucket .*(Forbidden|denied|403|InvalidAccessKeyId)/i, s3Prefix: true },
+    'eacces-early': { target: 'eacces', reason: /could not write .*EACCES: permission denied/, local: join(dir, 'not-ours') },
     'erofs-early': { target: 'erofs', reason: /could not write .*EROFS: read-only file system/, local: join(dir, 'readonly') },
     'enotdir-early': { target: 'enotdir', reason: /could not write .*ENOTDIR/ },
     'enametoolong-early': { target: 'enametoolong', reason: /could not write .*ENAMETOOLONG/ },
@@ -178,7 +184,9 @@ beforeAll(async () => {
     configPath,
     `data_dir: ${join(dir, 'state')}\nlog:\n  level: debug\ndocker:\n  enabled: false\nqueue:\n  concurrency: 2\ntargets:\n${targetsYaml(await closedPort())}${mandatesYaml()}`,
   );
-  daemon = spawnCli(['daemon', '--config', configPath]);
+  // As root, but without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH: file permissions apply to it like
+  // to any user (its own files are root's, so it reads and writes them as their owner).
+  daemon = spawnCli(['daemon', '--config', configPath], {}, ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--']);
   for (let i = 0; i < 300 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
   expect(existsSync(socket), daemon.output()).toBe(true);
 
@@ -211,7 +219,7 @@ describe('local target file modes, through the daemon', () => {
 });
 
 describe('a failing target fails its job, never the daemon', () => {
-  const cases = ['refused-early', 'nobucket-early', 'denied-early', 'erofs-early', 'enotdir-early', 'enametoolong-early', 'enospc-mid', 's3down-mid', 's3complete-end', 'enospc-end'];
+  const cases = ['refused-early', 'nobucket-early', 'denied-early', 'eacces-early', 'erofs-early', 'enotdir-early', 'enametoolong-early', 'enospc-mid', 's3down-mid', 's3complete-end', 'enospc-end'];
   for (const name of cases) {
     for (const shape of ['one', 'two'] as const) {
       it(`${name}, ${shape === 'one' ? 'only target' : 'next to a good local target'}`, async () => {
@@ -281,7 +289,7 @@ async function s3Object(key: string): Promise<Buffer> {
 }
 
 describe('a same-second name clash on a target that cannot list', () => {
-  it('refuses the second artifact and never touches the first backup', async () => {
+  it('takes a name no other run can have and never touches the first backup', async () => {
     // Write-only credentials: listing is denied, so the name check cannot see the first backup.
     await faulty.arm('deny-list');
     let pair: [Job, Job] | undefined;
@@ -292,21 +300,27 @@ describe('a same-second name clash on a target that cannot list', () => {
       const { job: second } = await callApi<{ job: Job }>(socket, 'POST', '/v1/mandates/clash/backups');
       if (second.id === first.id) continue;
       const [a, b] = [await finished(first.id), await finished(second.id)];
-      if (a.state === 'succeeded' && a.result?.name === b.result?.name) pair = [a, b];
+      const date = (job: Job): string | undefined => /^(\S+)-clash-/.exec(job.result?.name ?? '')?.[1];
+      if (date(a) !== undefined && date(a) === date(b)) pair = [a, b];
     }
-    expect(pair, 'no two runs landed in the same second').toBeDefined();
-    const [first, second] = pair as [Job, Job];
+    expect(pair, 'no two runs started in the same second').toBeDefined();
+    const jobs = pair as [Job, Job];
     expect(faulty.seen.some((r) => r.startsWith('GET ') && r.includes('list-type=') && r.endsWith(' 403'))).toBe(true);
-    expect(second.state).toBe('failed');
-    expect(second.error?.message).toMatch(/already exists and is not overwritten/);
-
-    const name = first.result?.name ?? '';
-    const keys = (await s3Keys('tf/clash/')).filter((k) => k.includes(name)).sort();
-    expect(keys).toEqual([`tf/clash/${name}.manifest.json`, `tf/clash/${name}.tar`]);
-    const manifest = JSON.parse((await s3Object(`tf/clash/${name}.manifest.json`)).toString()) as Manifest;
-    expect(manifest.uuid).toBe(first.result?.uuid);
-    const artifact = await s3Object(`tf/clash/${name}.tar`);
-    expect(createHash('sha256').update(artifact).digest('hex')).toBe(manifest.artifact.sha256);
+    const names = jobs.map((job) => {
+      expect(job.state, job.error?.message).toBe('succeeded');
+      // <DATE>-<MANDATE>-<8 hex of the uuid>: the same second, yet two names.
+      expect(job.result?.name.endsWith(`-clash-${job.result.uuid.slice(0, 8)}`), job.result?.name).toBe(true);
+      return job.result?.name ?? '';
+    });
+    expect(new Set(names).size).toBe(2);
+    for (const [i, name] of names.entries()) {
+      const keys = (await s3Keys('tf/clash/')).filter((k) => k.includes(name)).sort();
+      expect(keys).toEqual([`tf/clash/${name}.manifest.json`, `tf/clash/${name}.tar`]);
+      const manifest = JSON.parse((await s3Object(`tf/clash/${name}.manifest.json`)).toString()) as Manifest;
+      expect(manifest.uuid).toBe(jobs[i]?.result?.uuid);
+      const artifact = await s3Object(`tf/clash/${name}.tar`);
+      expect(createHash('sha256').update(artifact).digest('hex')).toBe(manifest.artifact.sha256);
+    }
     await expectDaemonAlive();
   }, 120_000);
 });

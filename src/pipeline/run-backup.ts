@@ -282,19 +282,21 @@ async function commitTarget(target: Target, stored: StoredArtifact, mandate: Man
 }
 
 /**
- * Two runs of one mandate within the same second render the same name: the second would replace
- * the first's artifact. A name already used on any target gets a suffix instead. (The queue never
- * runs one mandate twice at once, so checking first is enough.)
+ * Two runs of one mandate within the same second render the same name. A name already used on any
+ * target gets a suffix (`-2`, `-3`, …) instead. A target that cannot be listed (write-only
+ * credentials, a passing fault) cannot tell whether the name is free: the run then takes a name
+ * no other run can have (`-<first 8 of its uuid>`). Writes never replace an object either, so even
+ * a race (`backup --once` beside the daemon) can only fail a write, never touch a stored backup.
  */
 async function uniqueName(base: string, mandate: string, targets: readonly Target[], uuid: string): Promise<string> {
+  const unique = `${base}-${uuid.slice(0, 8)}`;
   for (let i = 1; i <= 20; i++) {
     const candidate = i === 1 ? base : `${base}-${i}`;
-    // A target that cannot list now does not block the name: its write either fails anyway or,
-    // if the name turns out to be taken, is refused (writes never replace), so no data is touched.
-    const taken = await Promise.all(targets.map((t) => t.list(`${mandate}/${candidate}.`).then((l) => l.length > 0, () => false)));
+    const taken = await Promise.all(targets.map((t) => t.list(`${mandate}/${candidate}.`).then((l) => l.length > 0, () => null)));
+    if (taken.includes(null)) return unique;
     if (!taken.includes(true)) return candidate;
   }
-  return `${base}-${uuid.slice(0, 8)}`;
+  return unique;
 }
 
 function failedTarget(target: Target, artifactKey: string, err: unknown): TargetResult {

@@ -27,8 +27,10 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
   });
 }
 
-export function spawnCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, cliArgs(args), { env: { ...testProcessEnv(), ...env } });
+/** `wrapper` runs before node, e.g. `['setpriv', '--bounding-set', '-dac_override', '--']`. */
+export function spawnCli(args: string[], env: Record<string, string> = {}, wrapper: string[] = []): { child: ChildProcess; output: () => string } {
+  const [command = process.execPath, ...rest] = [...wrapper, process.execPath, ...cliArgs(args)];
+  const child = spawn(command, rest, { env: { ...testProcessEnv(), ...env } });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
