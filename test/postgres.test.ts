@@ -366,7 +366,13 @@ describe('postgres backups of labelled containers', () => {
     };
     await expect(postgresSource.dump(options, { container: CONTAINERS.shop }, context)).rejects.toMatchObject({
       code: 'DUMP_FAILED',
-      message: 'container postgres-shop has no database "nosuch" (label backer.postgres.database)',
+      message: 'container postgres-shop has no database "nosuch" (from container postgres-shop label backer.postgres.database)',
+    });
+    // A static mandate's database key is named where it was written.
+    const fromConfig: DumpContext = { ...context, describe: (key) => `backer.yml: mandates.pg-static.${key}` };
+    await expect(postgresSource.dump(options, { container: CONTAINERS.shop }, fromConfig)).rejects.toMatchObject({
+      code: 'DUMP_FAILED',
+      message: 'container postgres-shop has no database "nosuch" (from backer.yml: mandates.pg-static.postgres.database)',
     });
   });
 

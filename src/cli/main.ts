@@ -6,15 +6,11 @@ import { forgetCommand, listCommand, showCommand, type ForgetOptions, type ListO
 import { configCheckCommand } from './commands/config-check.js';
 import { daemonCommand } from './commands/daemon.js';
 import { demoCommand } from './commands/demo.js';
+import { healthCommand } from './commands/health.js';
 import { mandatesListCommand } from './commands/mandates.js';
 import type { GlobalOptions } from './context.js';
 import { EXIT, EXIT_HELP, exitCodeFor } from './exit-codes.js';
 import { printJson } from './output.js';
-
-// The AWS SDK warns on every process start that its releases after January 2027 need Node 22.
-// Our lockfile pins the SDK, so the warning only clutters CLI output (the README states the Node
-// requirement). Set the variable to "false" to see it.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 type Action<O> = (options: O) => Promise<number>;
 
@@ -67,6 +63,11 @@ const program = new Command('backer')
   .exitOverride();
 
 program.command('daemon').description('run discovery, the scheduler, the job queue and the API socket until SIGTERM/SIGINT').action(run(daemonCommand));
+
+program
+  .command('health')
+  .description('ask the running daemon over its API socket whether it is up (exit 0 when ok; the image\'s HEALTHCHECK)')
+  .action(run(healthCommand));
 
 program
   .command('demo')

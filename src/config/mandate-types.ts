@@ -21,6 +21,12 @@ export interface MandateSpec {
   retention: number;
   /** Default "<DATE>-<CONTAINER_NAME>" (or "<DATE>-<MANDATE>" without container). */
   name_pattern: string;
+  /**
+   * Where key K (`mysql.database`) of this mandate was written: `container X label backer.K` or
+   * `backer.yml: mandates.NAME.K`, for problems found only at run time (an `Env:` value). Default:
+   * the label form.
+   */
+  describe?: (key: string) => string;
 }
 
 /** A problem found while reading the config or a container's labels. */

@@ -196,6 +196,7 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
       middleware,
       retention,
       name_pattern: namePattern,
+      describe: input.describe,
     },
   };
 }

@@ -255,9 +255,10 @@ export const volumeConfigSchema = z
   .object({
     /**
      * Image of the short-lived helper container that mounts a container's volumes read-only and
-     * streams them as tar (it needs `tar` on its PATH). Default: busybox:stable.
+     * streams them as tar (it needs `tar` on its PATH). Default: $BACKER_HELPER_IMAGE, else the
+     * image of Backer's own container when the daemon runs in one, else busybox:stable.
      */
-    helper_image: z.string().min(1).default('busybox:stable'),
+    helper_image: z.string().min(1).optional(),
     /**
      * Extra binds of the helper container, `HOST_PATH:CONTAINER_PATH[:OPTIONS]`, for helper
      * images that need host programs (e.g. `/usr:/usr:ro`). Default: none.
@@ -376,7 +377,7 @@ export const configSchema = z
     api: apiConfigSchema.default({}),
     /** Default: concurrency 2. */
     queue: queueConfigSchema.default({}),
-    /** Options of the volume source. Default: helper image busybox:stable, no extra helper binds. */
+    /** Options of the volume source. Default: the helper image chosen at run time (see helper_image), no extra helper binds. */
     volume: volumeConfigSchema.default({}),
     /** Where backups are stored. Default: none. */
     targets: z.array(targetSchema).default([]),

@@ -1,6 +1,6 @@
-import { PassThrough, type Duplex } from 'node:stream';
 import type { AgeMiddlewareConfig } from '../config/schema.js';
 import { BackerError } from '../errors.js';
+import { failedStream } from '../util/failed-stream.js';
 import { spawnDuplex } from '../util/spawn-duplex.js';
 import type { Middleware } from './types.js';
 
@@ -51,7 +51,7 @@ export function createAgeMiddleware(config: AgeMiddlewareConfig): Middleware {
       if (config.identity_file !== undefined) {
         return spawnDuplex({ command: 'age', args: ['--decrypt', '-i', config.identity_file], signal, component: COMPONENT });
       }
-      return failed(
+      return failedStream(
         new BackerError('MIDDLEWARE_FAILED', `age middleware ${config.name} cannot decode: it has no identity or identity_file (it can only encrypt)`, {
           component: COMPONENT,
           details: { middleware: config.name },
@@ -60,11 +60,4 @@ export function createAgeMiddleware(config: AgeMiddlewareConfig): Middleware {
       );
     },
   };
-}
-
-/** A stream that errors as soon as it is used (the error is emitted on the next tick). */
-function failed(err: BackerError): Duplex {
-  const stream = new PassThrough();
-  stream.destroy(err);
-  return stream;
 }

@@ -3,11 +3,12 @@ import { rmSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Duplex, PassThrough } from 'node:stream';
+import { Duplex } from 'node:stream';
 import type { GpgMiddlewareConfig } from '../config/schema.js';
 import { BackerError } from '../errors.js';
 import { cancelledError } from '../util/abort.js';
 import { childEnv } from '../util/child-env.js';
+import { failedStream } from '../util/failed-stream.js';
 import { spawnDuplex } from '../util/spawn-duplex.js';
 import type { Middleware } from './types.js';
 
@@ -100,7 +101,7 @@ export function createGpgMiddleware(config: GpgMiddlewareConfig): Middleware {
       }, signal),
     decode: (signal) => {
       if (!symmetric && config.private_key === undefined && config.private_key_file === undefined) {
-        return failed(
+        return failedStream(
           new BackerError('MIDDLEWARE_FAILED', `gpg middleware ${config.name} cannot decode: it has public keys but no private_key or private_key_file (it can only encrypt)`, {
             component: COMPONENT,
             details: { middleware: config.name },
@@ -257,7 +258,9 @@ function runGpg(dir: string, args: string[], input: Buffer, action: string, midd
 function lazyGpg(prepare: () => Promise<Invocation>, signal: AbortSignal): Duplex {
   let inner: Duplex | undefined;
   const onAbort = (): void => {
-    outer.destroy(cancelledError(COMPONENT, signal.reason));
+    // Before gpg runs, construct() fails the stream itself: destroying it now would make a pipeline
+    // built in this tick fail with ERR_STREAM_UNABLE_TO_PIPE instead (Node 22+).
+    if (inner !== undefined) outer.destroy(cancelledError(COMPONENT, signal.reason));
   };
   const outer: Duplex = new Duplex({
     construct(callback) {
@@ -266,6 +269,10 @@ function lazyGpg(prepare: () => Promise<Invocation>, signal: AbortSignal): Duple
           // Aborted or destroyed while the home was being prepared: start nothing.
           if (outer.destroyed) {
             callback();
+            return;
+          }
+          if (signal.aborted) {
+            callback(cancelledError(COMPONENT, signal.reason));
             return;
           }
           const gpg = spawnDuplex({ command: 'gpg', args: invocation.args, signal, component: COMPONENT });
@@ -311,11 +318,4 @@ function lazyGpg(prepare: () => Promise<Invocation>, signal: AbortSignal): Duple
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
   return outer;
-}
-
-/** A stream that errors as soon as it is used (the error is emitted on the next tick). */
-function failed(err: BackerError): Duplex {
-  const stream = new PassThrough();
-  stream.destroy(err);
-  return stream;
 }

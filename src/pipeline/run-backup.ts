@@ -119,6 +119,7 @@ async function runScoped(mandate: MandateSpec, services: BackupServices, signals
     docker: services.docker,
     registerSecret: (value) => services.registerSecret(value),
     settings: services.settings,
+    describe: mandate.describe,
   });
 
   const { stages, hashes, extension, mime } = buildStages(dump, mandate.source.type, middleware, signal);

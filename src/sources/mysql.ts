@@ -4,7 +4,7 @@ import { BackerError } from '../errors.js';
 import { parseRef, type Ref } from '../config/refs.js';
 import { resolveInContainer } from './resolve.js';
 import { execCapture, execStream, lastLines, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
-import { labelError, parseNameList, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
+import { labelError, optionWhere, parseNameList, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
 
 export interface MysqlOptions {
@@ -159,7 +159,7 @@ async function dump(options: MysqlOptions, target: { container: string | null },
   const password = options.password === null ? null : await resolve(options.password, info, context, true);
   const databaseValue = await resolve(options.database, info, context);
   const databases = parseDatabaseList(databaseValue, (msg) =>
-    new BackerError('LABEL_INVALID', `container ${container} label backer.mysql.database: ${msg}`, { component: COMPONENT, permanent: true }),
+    new BackerError('LABEL_INVALID', `${optionWhere(context, container, 'mysql.database')}: ${msg}`, { component: COMPONENT, permanent: true }),
   );
   const tool = await findTool(context.docker, container, info.user);
 

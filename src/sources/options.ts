@@ -1,5 +1,5 @@
 import { BackerError } from '../errors.js';
-import type { OptionOrigin } from './types.js';
+import type { DumpContext, OptionOrigin } from './types.js';
 
 /**
  * Pass-through long options for dump tools (`backer.<type>.options.<name>=value`):
@@ -50,6 +50,11 @@ export function toolArgs(defaults: ToolOptions, user: ToolOptions): string[] {
     else if (value !== false) args.push(`--${name}=${value}`);
   }
   return args;
+}
+
+/** Where option `key` (`mysql.database`) of the running mandate was written, for run-time problems. */
+export function optionWhere(context: Pick<DumpContext, 'describe'>, container: string | null, key: string): string {
+  return context.describe?.(key) ?? `container ${container ?? '(none)'} label backer.${key}`;
 }
 
 export function labelError(origin: OptionOrigin, key: string, expected: string): BackerError {

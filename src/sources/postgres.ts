@@ -5,7 +5,7 @@ import { notABoolean, parseBoolean } from '../config/boolean.js';
 import { parseRef, type Ref } from '../config/refs.js';
 import { resolveInContainer } from './resolve.js';
 import { execCapture, execStream, lastLines, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
-import { labelError, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
+import { labelError, optionWhere, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
 
 export type PostgresFormat = 'plain' | 'custom';
@@ -148,6 +148,8 @@ interface Connection {
   /** PGPASSWORD, and the container's PGHOST/PGHOSTADDR cleared so that only the unix socket is used. */
   env: string[];
   signal: AbortSignal;
+  /** Where `postgres.database` was written, for "no such database". */
+  databaseWhere: string;
 }
 
 function resolve(ref: Ref, info: ContainerInfo, execUser: string, context: DumpContext, secret = false): Promise<string> {
@@ -188,7 +190,7 @@ async function probe(conn: Connection, databases: string[] | '*'): Promise<{ ser
       // Checked up front, so that a typo fails before any byte is stored rather than after the first databases.
       const missing = databases.filter((d) => !names.includes(d));
       if (missing.length > 0) {
-        throw new BackerError('DUMP_FAILED', `container ${conn.container} has no database ${missing.map((d) => JSON.stringify(d)).join(', ')} (label backer.postgres.database)`, {
+        throw new BackerError('DUMP_FAILED', `container ${conn.container} has no database ${missing.map((d) => JSON.stringify(d)).join(', ')} (from ${conn.databaseWhere})`, {
           component: COMPONENT,
           details: { container: conn.container, missing },
         });
@@ -284,7 +286,7 @@ async function dump(options: PostgresOptions, target: { container: string | null
   const user = await resolve(options.user, info, execUser, context);
   const password = options.password === null ? null : await resolve(options.password, info, execUser, context, true);
   const labelFail = (msg: string): BackerError =>
-    new BackerError('LABEL_INVALID', `container ${container} label backer.postgres.database: ${msg}`, { component: COMPONENT, permanent: true });
+    new BackerError('LABEL_INVALID', `${optionWhere(context, container, 'postgres.database')}: ${msg}`, { component: COMPONENT, permanent: true });
   const requested = parseDatabaseList(await resolve(options.database, info, execUser, context), labelFail);
   if (options.format === 'custom' && (requested === '*' || requested.length > 1)) throw labelFail(CUSTOM_ONE_DATABASE);
 
@@ -294,7 +296,7 @@ async function dump(options: PostgresOptions, target: { container: string | null
   const args = [`--username=${user}`, '--no-password', ...(options.socketDir === null ? [] : [`--host=${options.socketDir}`])];
   // Only the unix socket: a PGHOST/PGHOSTADDR in the container's environment could point elsewhere.
   const env = ['PGHOST=', 'PGHOSTADDR=', ...(password === null ? [] : [`PGPASSWORD=${password}`])];
-  const conn: Connection = { container, docker: context.docker, execUser, user, args, env, signal: context.signal };
+  const conn: Connection = { container, docker: context.docker, execUser, user, args, env, signal: context.signal, databaseWhere: optionWhere(context, container, 'postgres.database') };
   const { serverVersion, databases } = await probe(conn, requested);
   if (databases.length === 0) {
     throw new BackerError('DUMP_FAILED', `container ${container} has no database to dump (none is both non-template and open for connections)`, {

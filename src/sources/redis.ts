@@ -6,7 +6,7 @@ import { parseRef, type Ref } from '../config/refs.js';
 import { resolveInContainer } from './resolve.js';
 import { cancelledError } from '../util/abort.js';
 import { execCapture, execStream, lastLines, runningContainer, type ContainerInfo } from './docker-exec.js';
-import { labelError } from './options.js';
+import { labelError, optionWhere } from './options.js';
 import { streamTempFile, tempFileRemover, withPrivateUmask } from './temp-copy.js';
 import { parseVersion, versionAtLeast } from './versions.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
@@ -83,8 +83,8 @@ function resolve(ref: Ref, info: ContainerInfo, context: DumpContext, secret = f
   return resolveInContainer(ref, info, context, COMPONENT, { secret });
 }
 
-function invalid(container: string, key: string, message: string): BackerError {
-  return new BackerError('LABEL_INVALID', `container ${container} label backer.redis.${key}: ${message}`, { component: COMPONENT, permanent: true });
+function invalid(context: DumpContext, container: string, key: string, message: string): BackerError {
+  return new BackerError('LABEL_INVALID', `${optionWhere(context, container, `redis.${key}`)}: ${message}`, { component: COMPONENT, permanent: true });
 }
 
 /** redis-cli arguments that select the server and user; the password never appears here. */
@@ -93,17 +93,17 @@ async function connectionArgs(options: RedisOptions, info: ContainerInfo, contex
   if (options.socket !== null) {
     const socket = (await resolve(options.socket, info, context)).trim();
     const problem = checkSocket(socket);
-    if (problem !== null) throw invalid(info.name, 'socket', problem);
+    if (problem !== null) throw invalid(context, info.name, 'socket', problem);
     args.push('-s', socket);
   } else {
     const port = (await resolve(options.port, info, context)).trim();
     const problem = checkPort(port);
-    if (problem !== null) throw invalid(info.name, 'port', problem);
+    if (problem !== null) throw invalid(context, info.name, 'port', problem);
     args.push('-h', '127.0.0.1', '-p', port);
   }
   if (options.user !== null) {
     const user = await resolve(options.user, info, context);
-    if (user.trim() === '' || CONTROL.test(user)) throw invalid(info.name, 'user', 'expected an ACL user name without control characters');
+    if (user.trim() === '' || CONTROL.test(user)) throw invalid(context, info.name, 'user', 'expected an ACL user name without control characters');
     args.push('--user', user);
   }
   return args;

@@ -13,8 +13,8 @@ export interface SourceInfo {
 
 /** Daemon-wide settings from the config file that some sources need. */
 export interface SourceSettings {
-  /** `volume.helper_image`: image of the volume source's helper container. */
-  volumeHelperImage: string;
+  /** `volume.helper_image`: image of the volume source's helper container; undefined: the default (volume.ts). */
+  volumeHelperImage: string | undefined;
   /** `volume.helper_binds`: extra `HOST:CONTAINER[:ro]` binds of that helper. */
   volumeHelperBinds: string[];
   /**
@@ -33,6 +33,8 @@ export interface DumpContext {
   registerSecret(value: string): void;
   /** Default: each source's own defaults (e.g. helper image busybox:stable, no extra binds). */
   settings?: SourceSettings;
+  /** Where an option key of this mandate was written (MandateSpec.describe). Default: the label form. */
+  describe?: (key: string) => string;
 }
 
 export interface Dump {

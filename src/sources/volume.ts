@@ -8,6 +8,7 @@ import type { Logger } from '../logging/logger.js';
 import { ownerLabels } from '../state/owner.js';
 import { clearStopped, recordStopped } from '../state/stopped-containers.js';
 import { DemuxStream, lastLines, TailBuffer } from './docker-exec.js';
+import { defaultHelperImage } from './helper-image.js';
 import { labelError } from './options.js';
 import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
 
@@ -40,7 +41,6 @@ export interface MountPlan {
 }
 
 const COMPONENT = 'source volume';
-const DEFAULT_HELPER_IMAGE = 'busybox:stable';
 /** Where the helper sees the container's mounts; the archive is made relative to it. */
 const HELPER_ROOT = '/backup';
 /** Label of every helper container, e.g. for `docker ps -a --filter label=backer.helper=true`. */
@@ -179,7 +179,7 @@ async function inspect(docker: Docker, name: string): Promise<Docker.ContainerIn
 }
 
 async function createHelper(docker: Docker, container: string, plan: MountPlan, context: DumpContext): Promise<Docker.Container> {
-  const image = context.settings?.volumeHelperImage ?? DEFAULT_HELPER_IMAGE;
+  const image = context.settings?.volumeHelperImage ?? (await defaultHelperImage(docker, context.logger));
   try {
     return await docker.createContainer({
       name: `backer-volume-${context.mandate}-${randomBytes(4).toString('hex')}`.slice(0, 120),
@@ -195,6 +195,8 @@ async function createHelper(docker: Docker, container: string, plan: MountPlan, 
       AttachStderr: true,
       OpenStdin: false,
       Tty: false,
+      // An image's HEALTHCHECK (Backer's own image has one) has nothing to check in a helper.
+      Healthcheck: { Test: ['NONE'] },
       HostConfig: {
         NetworkMode: 'none',
         Mounts: plan.mounts.map(helperMount),
@@ -278,7 +280,8 @@ async function dump(options: VolumeOptions, target: { container: string | null }
     (removed ??= (async () => {
       raw?.destroy();
       if (helper === undefined) return;
-      await helper.remove({ force: true }).catch((err: unknown) => {
+      // v: anonymous volumes of the image's VOLUMEs (Backer's image declares /var/lib/backer) go too.
+      await helper.remove({ force: true, v: true }).catch((err: unknown) => {
         if (statusCode(err) !== 404) logger.warn({ container, helper: helper?.id, err: describeError(err) }, 'could not remove the volume helper container');
       });
     })());

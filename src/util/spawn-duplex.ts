@@ -94,7 +94,9 @@ export function spawnDuplex(options: SpawnDuplexOptions): Duplex {
   });
 
   if (signal.aborted) {
-    onAbort();
+    // Next tick: a pipeline built in this tick must see the error (Node 22+ refuses to pipe into
+    // a stream that is already destroyed, and the error would escape uncaught).
+    process.nextTick(onAbort);
     return duplex;
   }
   signal.addEventListener('abort', onAbort, { once: true });

@@ -19,7 +19,8 @@ describe('parseConfigText', () => {
       docker: { enabled: true, socket_path: '/var/run/docker.sock' },
       api: { socket: '/etc/backer/backer-data/backer.sock' },
       queue: { concurrency: 2 },
-      volume: expect.objectContaining({ helper_image: 'busybox:stable' }) as unknown,
+      // No helper_image: the volume source picks its default at run time (sources/helper-image.ts).
+      volume: { helper_binds: [] },
       targets: [],
       middleware: [],
       mandates: {},

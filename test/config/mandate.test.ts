@@ -79,6 +79,7 @@ describe('parseMandate', () => {
         middleware: [],
         retention: 10,
         name_pattern: '<DATE>-<CONTAINER_NAME>',
+        describe: expect.any(Function) as unknown,
       },
     });
   });
@@ -192,6 +193,8 @@ mandates:
       ['shop', 'config', 'shop-db', ['local'], '<DATE>-<CONTAINER_NAME>'],
       ['notes', 'config', null, ['s3'], '<DATE>-<MANDATE>'],
     ]);
+    // Problems found only while running (an Env: value) name the key where it was written.
+    expect(mandates[0]?.describe?.('fake.path')).toBe('backer.yml: mandates.shop.fake.path');
     expect(problems).toEqual([
       { where: 'backer.yml: mandates.broken.container', message: 'source type fake needs a container: set container' },
       { where: 'backer.yml: mandates.broken.interval', message: 'expected a cron expression of 5 fields (minute hour day month weekday) or 6 (seconds first), received "daily"' },

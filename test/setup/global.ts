@@ -13,7 +13,7 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const missing: string[] = [];
-  for (const cmd of ['dockerd', 'docker', 'ccrypt', 'mariadbd', 'mariadb-dump', 'gpg', 'age', 'zstd', 'redis-server', 'redis-cli', 'sqlite3', 'pg_ctlcluster']) {
+  for (const cmd of ['dockerd', 'docker', 'ccrypt', 'mariadbd', 'mariadb-dump', 'gpg', 'age', 'zstd', 'redis-server', 'redis-cli', 'sqlite3', 'pg_ctlcluster', 'debootstrap']) {
     if (!(await commandExists(cmd))) missing.push(cmd);
   }
   if (missing.length > 0) {

@@ -4,7 +4,7 @@
  * Everything started here is stopped by process id.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, rm, symlink, chmod, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, symlink, chmod, writeFile } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,9 +100,21 @@ export async function startDockerd(baseDir?: string): Promise<DockerService> {
           return true;
         }
       }, 30_000, 'dockerd to stop').catch(() => process.kill(pid, 'SIGKILL'));
+      await unmountBelow(dir);
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     },
   };
+}
+
+/**
+ * Unmounts what dockerd left mounted below `dir`: a container with host networking makes it
+ * bind-mount the host's network namespace at `exec/netns/default`, which outlives dockerd and
+ * would make removing the folder fail with EBUSY.
+ */
+async function unmountBelow(dir: string): Promise<void> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  const points = mountinfo.split('\n').map((line) => line.split(' ')[4] ?? '').filter((p) => p.startsWith(`${dir}/`));
+  for (const point of points.reverse()) await exec('umount', [point]);
 }
 
 /** An image whose containers see the host's programs through `-v /usr:/usr:ro -v /etc:/etc:ro`. */
