@@ -2,7 +2,6 @@
  * The errors a new user hits on the first day (issue 6), each through the real CLI: `config check`,
  * a real `backer daemon` process, `backup --once`, --json errors and bin/backer.js.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
 import type { ConfigProblem } from '../src/config/mandate-types.js';
-import { cli, spawnCli, type CliResult } from './helpers/cli.js';
+import { capture, cli, spawnCli, type CliResult } from './helpers/cli.js';
 import { spawnDaemon, waitForHealth } from './helpers/daemon-proc.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
@@ -336,17 +335,10 @@ describe('--json errors', () => {
 describe('bin/backer.js', () => {
   const bin = fileURLToPath(new URL('../bin', import.meta.url));
 
-  function runBin(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [script, ...args]);
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  function runBin(script: string, args: string[]): Promise<CliResult> {
+    return capture(process.execPath, [script, ...args]);
   }
+
 
   it('in a checkout without dist/ says how to build, exit 2', async () => {
     const checkout = await mkdtemp(join(tmpdir(), 'fd-unbuilt-'));

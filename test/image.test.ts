@@ -3,7 +3,6 @@
  * helpers/backer-image.ts for the stand-in base image), run as users run it: non-root, the engine's
  * socket mounted and reached through its group, the config mounted at /etc/backer/backer.yml.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { digest, runProgram, s3Get } from './helpers/artifacts.js';
 import { ensureBackerImage } from './helpers/backer-image.js';
+import { capture, type CliResult } from './helpers/cli.js';
 import { CCRYPT_KEY, createBucket } from './helpers/env.js';
 import { checksums, seedShop, sql, startMariaDb } from './helpers/mariadb.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
@@ -29,11 +29,7 @@ const SECRETS = { S3_SECRET: inject('s3').secretAccessKey, CCRYPT_KEY };
 let image: string;
 let buildSeconds = 0;
 
-interface Exec {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Exec = CliResult;
 
 /** `docker exec` in Backer's container, with its exit code. */
 async function execIn(args: string[]): Promise<Exec> {
@@ -41,16 +37,8 @@ async function execIn(args: string[]): Promise<Exec> {
 }
 
 /** The docker CLI with its exit code and both outputs (Backer logs to stderr). */
-async function dockerRun(args: string[]): Promise<Exec> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('docker', args, { env: { ...process.env, DOCKER_HOST: host() } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function dockerRun(args: string[]): Promise<Exec> {
+  return capture('docker', args, { ...process.env, DOCKER_HOST: host() });
 }
 
 async function writeConfig(): Promise<string> {

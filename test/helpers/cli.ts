@@ -16,8 +16,13 @@ export function cliArgs(args: string[]): string[] {
 }
 
 export async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return capture(process.execPath, cliArgs(args), { ...testProcessEnv(), ...env });
+}
+
+/** Runs a program to its end: its exit code (-1 when killed) and both outputs. */
+export async function capture(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, cliArgs(args), { env: { ...testProcessEnv(), ...env } });
+    const child = spawn(command, args, { env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
