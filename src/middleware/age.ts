@@ -1,7 +1,8 @@
-import type { AgeMiddlewareConfig } from '../config/schema.js';
 import { BackerError } from '../errors.js';
 import { failedStream } from '../util/failed-stream.js';
 import { spawnDuplex } from '../util/spawn-duplex.js';
+import { defineMiddleware } from '../plugins/define.js';
+import { ageMiddlewareSchema, type AgeMiddlewareConfig } from './age.schema.js';
 import type { Middleware } from './types.js';
 
 const COMPONENT = 'middleware age';
@@ -61,3 +62,11 @@ export function createAgeMiddleware(config: AgeMiddlewareConfig): Middleware {
     },
   };
 }
+
+/** The `age` middleware plugin: its options schema (age.schema.ts), the programs it needs, its driver. */
+export const agePlugin = defineMiddleware({
+  type: 'age',
+  options: ageMiddlewareSchema,
+  tools: ['age'],
+  create: createAgeMiddleware,
+});

@@ -1,5 +1,6 @@
-import type { CcryptMiddlewareConfig } from '../config/schema.js';
 import { spawnDuplex } from '../util/spawn-duplex.js';
+import { defineMiddleware } from '../plugins/define.js';
+import { ccryptMiddlewareSchema, type CcryptMiddlewareConfig } from './ccrypt.schema.js';
 import type { Middleware } from './types.js';
 
 const COMPONENT = 'middleware ccrypt';
@@ -29,3 +30,11 @@ export function createCcryptMiddleware(config: CcryptMiddlewareConfig): Middlewa
     decode: (signal) => run('-d', signal),
   };
 }
+
+/** The `ccrypt` middleware plugin: its options schema (ccrypt.schema.ts), the programs it needs, its driver. */
+export const ccryptPlugin = defineMiddleware({
+  type: 'ccrypt',
+  options: ccryptMiddlewareSchema,
+  tools: ['ccrypt'],
+  create: createCcryptMiddleware,
+});

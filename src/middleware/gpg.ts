@@ -4,12 +4,13 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
-import type { GpgMiddlewareConfig } from '../config/schema.js';
 import { BackerError } from '../errors.js';
 import { cancelledError } from '../util/abort.js';
 import { childEnv } from '../util/child-env.js';
 import { failedStream } from '../util/failed-stream.js';
 import { spawnDuplex } from '../util/spawn-duplex.js';
+import { defineMiddleware } from '../plugins/define.js';
+import { gpgMiddlewareSchema, type GpgMiddlewareConfig } from './gpg.schema.js';
 import type { Middleware } from './types.js';
 
 const COMPONENT = 'middleware gpg';
@@ -319,3 +320,11 @@ function lazyGpg(prepare: () => Promise<Invocation>, signal: AbortSignal): Duple
   else signal.addEventListener('abort', onAbort, { once: true });
   return outer;
 }
+
+/** The `gpg` middleware plugin: its options schema (gpg.schema.ts), the programs it needs, its driver. */
+export const gpgPlugin = defineMiddleware({
+  type: 'gpg',
+  options: gpgMiddlewareSchema,
+  tools: ['gpg'],
+  create: createGpgMiddleware,
+});

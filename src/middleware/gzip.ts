@@ -1,8 +1,9 @@
 import { Duplex } from 'node:stream';
 import { createGunzip, createGzip, type Gunzip, type Gzip } from 'node:zlib';
-import type { GzipMiddlewareConfig } from '../config/schema.js';
 import { BackerError } from '../errors.js';
 import { cancelledError } from '../util/abort.js';
+import { defineMiddleware } from '../plugins/define.js';
+import { gzipMiddlewareSchema, type GzipMiddlewareConfig } from './gzip.schema.js';
 import type { Middleware } from './types.js';
 
 const COMPONENT = 'middleware gzip';
@@ -64,3 +65,11 @@ function guard(inner: Gzip | Gunzip, action: string, name: string, signal: Abort
   else signal.addEventListener('abort', onAbort, { once: true });
   return outer;
 }
+
+/** The `gzip` middleware plugin: its options schema (gzip.schema.ts), the programs it needs, its driver. */
+export const gzipPlugin = defineMiddleware({
+  type: 'gzip',
+  options: gzipMiddlewareSchema,
+  tools: [],
+  create: createGzipMiddleware,
+});

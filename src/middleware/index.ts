@@ -1,25 +1,28 @@
 import type { MiddlewareConfig } from '../config/schema.js';
-import { createAgeMiddleware } from './age.js';
-import { createCcryptMiddleware } from './ccrypt.js';
-import { createGpgMiddleware } from './gpg.js';
-import { createGzipMiddleware } from './gzip.js';
+import { agePlugin } from './age.js';
+import { ccryptPlugin } from './ccrypt.js';
+import { gpgPlugin } from './gpg.js';
+import { gzipPlugin } from './gzip.js';
 import type { Middleware } from './types.js';
-import { createZstdMiddleware } from './zstd.js';
+import { zstdPlugin } from './zstd.js';
 
 export type { Middleware } from './types.js';
+
+/** Every middleware plugin; the file name of each is its type id. */
+export const middlewarePlugins = [gzipPlugin, ccryptPlugin, zstdPlugin, gpgPlugin, agePlugin] as const;
 
 /** Builds the middleware a validated config entry describes. */
 export function createMiddleware(config: MiddlewareConfig): Middleware {
   switch (config.type) {
     case 'gzip':
-      return createGzipMiddleware(config);
+      return gzipPlugin.create(config);
     case 'ccrypt':
-      return createCcryptMiddleware(config);
+      return ccryptPlugin.create(config);
     case 'zstd':
-      return createZstdMiddleware(config);
+      return zstdPlugin.create(config);
     case 'gpg':
-      return createGpgMiddleware(config);
+      return gpgPlugin.create(config);
     case 'age':
-      return createAgeMiddleware(config);
+      return agePlugin.create(config);
   }
 }

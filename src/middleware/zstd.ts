@@ -1,5 +1,6 @@
-import type { ZstdMiddlewareConfig } from '../config/schema.js';
 import { spawnDuplex } from '../util/spawn-duplex.js';
+import { defineMiddleware } from '../plugins/define.js';
+import { zstdMiddlewareSchema, type ZstdMiddlewareConfig } from './zstd.schema.js';
 import type { Middleware } from './types.js';
 
 const COMPONENT = 'middleware zstd';
@@ -21,3 +22,11 @@ export function createZstdMiddleware(config: ZstdMiddlewareConfig): Middleware {
     decode: (signal) => run(['-d', '-q', '-c'], signal),
   };
 }
+
+/** The `zstd` middleware plugin: its options schema (zstd.schema.ts), the programs it needs, its driver. */
+export const zstdPlugin = defineMiddleware({
+  type: 'zstd',
+  options: zstdMiddlewareSchema,
+  tools: ['zstd'],
+  create: createZstdMiddleware,
+});

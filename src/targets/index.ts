@@ -1,17 +1,20 @@
 import type { TargetConfig } from '../config/schema.js';
-import { createLocalTarget } from './local.js';
-import { createS3Target } from './s3.js';
+import { localPlugin } from './local.js';
+import { s3Plugin } from './s3.js';
 import type { Target } from './types.js';
 
 export type { ObjectInfo, Target, WriteOptions } from './types.js';
 
-/** Builds the driver named by `config.type`; the file name of each driver is its type id. */
+/** Every target plugin; the file name of each is its type id. */
+export const targetPlugins = [localPlugin, s3Plugin] as const;
+
+/** Builds the driver named by `config.type`. */
 export function createTarget(config: TargetConfig): Target {
   switch (config.type) {
     case 'local':
-      return createLocalTarget(config);
+      return localPlugin.create(config);
     case 's3':
-      return createS3Target(config);
+      return s3Plugin.create(config);
     default: {
       // Adding a type to the schema without a driver fails to compile here.
       const unknown: never = config;

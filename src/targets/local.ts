@@ -11,8 +11,9 @@ import { chmod, link, mkdir, open, readdir, rename, stat, unlink, type FileHandl
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { LocalTargetConfig } from '../config/schema.js';
 import { BackerError, type ErrorCode } from '../errors.js';
+import { defineTarget } from '../plugins/define.js';
+import { localTargetSchema, type LocalTargetConfig } from './local.schema.js';
 import type { ObjectInfo, Target, WriteOptions } from './types.js';
 
 /** `.<basename>.partial-<hex>`: hidden, and never a name `list` reports or a key may take. */
@@ -313,3 +314,11 @@ export function createLocalTarget(config: LocalTargetOptions): Target {
     },
   };
 }
+
+/** The `local` target plugin: its options schema (local.schema.ts), the programs it needs, its driver. */
+export const localPlugin = defineTarget({
+  type: 'local',
+  options: localTargetSchema,
+  tools: [],
+  create: createLocalTarget,
+});

@@ -19,8 +19,9 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { S3TargetConfig } from '../config/schema.js';
 import { BackerError, type ErrorCode } from '../errors.js';
+import { defineTarget } from '../plugins/define.js';
+import { s3TargetSchema, type S3TargetConfig } from './s3.schema.js';
 import type { ObjectInfo, Target, WriteOptions } from './types.js';
 
 const MIB = 1024 * 1024;
@@ -251,3 +252,11 @@ export function createS3Target(config: S3TargetConfig): Target {
     },
   };
 }
+
+/** The `s3` target plugin: its options schema (s3.schema.ts), the programs it needs, its driver. */
+export const s3Plugin = defineTarget({
+  type: 's3',
+  options: s3TargetSchema,
+  tools: [],
+  create: createS3Target,
+});

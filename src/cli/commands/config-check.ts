@@ -3,6 +3,7 @@ import { findConfigPath, loadConfig, type LoadResult } from '../../config/load.j
 import type { ConfigProblem } from '../../config/mandate-types.js';
 import { NO_INVALID_REFS, UNKNOWN_REFS } from '../../config/problems.js';
 import { buildSnapshot } from '../../discovery/snapshot.js';
+import { missingTools } from '../../plugins/tools.js';
 import { sources } from '../../sources/index.js';
 import type { GlobalOptions } from '../context.js';
 import { loadDemoConfig } from '../demo-config.js';
@@ -38,6 +39,8 @@ export async function configCheckCommand(options: GlobalOptions): Promise<number
       if (!all.some((q) => q.where === p.where && q.message === p.message)) all.push(p);
     }
     mandates = snapshot.mandates.map((m) => m.name);
+    // Programs a target or middleware needs on this host (ccrypt, age, …): before the first run fails on them.
+    all.push(...(await missingTools(config, path, invalidRefs)));
     // docker.enabled: false is a choice, not a problem: nothing to say about Docker then.
     dockerError = docker ? snapshot.docker_error : null;
   }

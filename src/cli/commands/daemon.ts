@@ -5,6 +5,7 @@ import { formatProblems, loadConfig } from '../../config/load.js';
 import type { BackerConfig } from '../../config/schema.js';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../logging/logger.js';
+import { missingTools } from '../../plugins/tools.js';
 import { loadRunConfig, type GlobalOptions } from '../context.js';
 
 /** Resolves at the first SIGTERM/SIGINT. Listening starts at once, so a signal during start-up is not lost. */
@@ -63,6 +64,16 @@ function reloadOnHangup(daemon: Daemon, configFile: string, startText: string | 
   return () => process.off('SIGHUP', onHangup);
 }
 
+/**
+ * A program a target or middleware needs that is not on PATH is a warning, not a reason to refuse
+ * to start: only the backups that use that entry fail, each with the plugin's own clear error.
+ */
+async function warnMissingTools(config: BackerConfig, configFile: string, logger: Logger): Promise<void> {
+  for (const problem of await missingTools(config, configFile)) {
+    logger.warn({ where: problem.where }, `${problem.where}: ${problem.message}; the backups that use it will fail`);
+  }
+}
+
 /** Runs until SIGTERM/SIGINT, then stops cleanly (running backups are aborted and cleaned up). SIGHUP: see reloadOnHangup. */
 export async function runDaemon(config: BackerConfig, configFile: string, extra: Partial<DaemonOptions> = {}): Promise<number> {
   // Read right after the config was loaded: what a later SIGHUP compares the file with.
@@ -79,6 +90,7 @@ export async function runDaemon(config: BackerConfig, configFile: string, extra:
   // From here on an error that escapes every handler fails its backup, never the daemon.
   const uninstallGuard = installCrashGuard(daemon.services.logger);
   try {
+    await warnMissingTools(config, configFile, daemon.services.logger);
     await daemon.start();
     if (phase === 'starting') phase = 'running';
     await stopped;
