@@ -2,21 +2,13 @@
  * The README's reference is tested against the schema: its config example must load without a
  * problem, and every label in its label table must be accepted by the mandate parser.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
 import { parseMandate } from '../src/config/mandate.js';
 import { sources } from '../src/sources/index.js';
+import { configExample, readme } from './helpers/readme.js';
 
-const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const env = { S3_KEY: 'k', S3_SECRET: 's', CCRYPT_KEY: 'c', GPG_PASSPHRASE: 'g', HOME: '/root' };
-
-function configExample(): string {
-  const section = readme.slice(readme.indexOf('## Configuration'));
-  const match = /```yaml\n([\s\S]*?)```/.exec(section);
-  if (!match?.[1]) throw new Error('no yaml example in the Configuration section');
-  return match[1];
-}
 
 describe('README reference', () => {
   it('has a config example that loads without problems', () => {

@@ -4,6 +4,7 @@ import { BACKER_VERSION } from '../util/version.js';
 import { backupCommand, type BackupOptions } from './commands/backup.js';
 import { forgetCommand, listCommand, showCommand, type ForgetOptions, type ListOptions } from './commands/backups.js';
 import { configCheckCommand } from './commands/config-check.js';
+import { configSchemaCommand } from './commands/config-schema.js';
 import { daemonCommand } from './commands/daemon.js';
 import { demoCommand } from './commands/demo.js';
 import { healthCommand } from './commands/health.js';
@@ -109,12 +110,15 @@ program
   .description('every mandate with its schedule and targets, and the skipped ones with their problems')
   .action(run(mandatesListCommand));
 
-program
-  .command('config')
-  .description('configuration tools')
+const config = program.command('config').description('configuration tools');
+config
   .command('check')
   .description("validate the config file and every discovered container's labels")
   .action(run(configCheckCommand));
+config
+  .command('schema')
+  .description('print the JSON Schema of backer.yml, for editors (backer config schema > backer.schema.json)')
+  .action(run(configSchemaCommand));
 
 // Every command's --help ends with the exit codes.
 const withExitHelp = (command: Command): void => {

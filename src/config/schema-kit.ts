@@ -3,6 +3,23 @@ import { z } from 'zod';
 
 /** Building blocks shared by the config's own schema and the plugins' options schemas. */
 
+/**
+ * What `backer config schema` (json-schema.ts) prints for a schema it cannot look into (a
+ * `z.custom`, a record checked by a refinement). Keyed by the schema's definition object.
+ */
+const jsonSchemaHints = new WeakMap<object, Record<string, unknown>>();
+
+/** Registers the JSON Schema of `schema` for `backer config schema`; returns `schema`. */
+export function withJsonSchema<T extends z.ZodTypeAny>(schema: T, jsonSchema: Record<string, unknown>): T {
+  jsonSchemaHints.set(schema._def as object, jsonSchema);
+  return schema;
+}
+
+/** The JSON Schema registered for a zod definition, if any. */
+export function jsonSchemaHint(def: object): Record<string, unknown> | undefined {
+  return jsonSchemaHints.get(def);
+}
+
 /** Names of targets, middleware and mandates end up in object keys and file names. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 export const nameSchema = z
@@ -23,12 +40,13 @@ export const targetBase = {
  */
 export function modeSchema(kind: 'file' | 'directory', ownerNeeds: number): z.ZodType<string, z.ZodTypeDef, unknown> {
   const example = kind === 'file' ? '"0640"' : '"0750"';
-  return z
+  const schema = z
     .custom<string>((v) => typeof v === 'string', { message: `expected an octal mode in quotes, such as ${example}` })
     .refine((v) => /^0?[0-7]{3}$/.test(v), { message: `expected an octal mode such as ${example} (three octal digits, optionally after a 0)` })
     .refine((v) => (parseInt(v, 8) & ownerNeeds) === ownerNeeds, {
       message: `the owner (Backer) needs ${ownerNeeds.toString(8).padStart(4, '0')} on every ${kind}`,
     });
+  return withJsonSchema(schema, { type: 'string', pattern: '^0?[0-7]{3}$' });
 }
 
 export const absolutePath = z.string().min(1).refine(isAbsolute, 'expected an absolute path');

@@ -6,7 +6,7 @@ import { gzipMiddlewareSchema } from '../middleware/gzip.schema.js';
 import { zstdMiddlewareSchema } from '../middleware/zstd.schema.js';
 import { localTargetSchema } from '../targets/local.schema.js';
 import { s3TargetSchema } from '../targets/s3.schema.js';
-import { nameSchema } from './schema-kit.js';
+import { nameSchema, withJsonSchema } from './schema-kit.js';
 
 // Each plugin owns its options schema (src/targets/<type>.schema.ts, src/middleware/<type>.schema.ts);
 // the config keeps the file-level keys and assembles the plugins' schemas into its unions. Only the
@@ -179,15 +179,19 @@ function duplicateFlatKeys(value: Record<string, unknown>): string[] {
  * One static mandate: the same keys as the container labels without `backer.`, nested YAML
  * allowed. Output: the flattened `key → string` record that parseMandate (mandate.ts) reads.
  */
-export const staticMandateSchema = z
-  .record(z.string(), z.unknown())
-  .superRefine((value, ctx) => {
-    checkMandateTree(value, [], ctx);
-    for (const key of duplicateFlatKeys(value)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [], message: `${key} is given twice (once nested, once as a dotted key)` });
-    }
-  })
-  .transform((value) => flattenMandate(value));
+export const staticMandateSchema = withJsonSchema(
+  z
+    .record(z.string(), z.unknown())
+    .superRefine((value, ctx) => {
+      checkMandateTree(value, [], ctx);
+      for (const key of duplicateFlatKeys(value)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [], message: `${key} is given twice (once nested, once as a dotted key)` });
+      }
+    })
+    .transform((value) => flattenMandate(value)),
+  // The tree checkMandateTree accepts; `mandate_value` is defined by json-schema.ts.
+  { type: 'object', additionalProperties: { $ref: '#/definitions/mandate_value' } },
+);
 
 export const configSchema = z
   .object({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { absolutePath, nameSchema } from '../config/schema-kit.js';
+import { absolutePath, nameSchema, withJsonSchema } from '../config/schema-kit.js';
 
 /** Either recipients or recipients_file; the rules are in checkAgeMiddleware. */
 export const ageMiddlewareSchema = z
@@ -15,11 +15,12 @@ export const ageMiddlewareSchema = z
     /** Like identity, the absolute path of an identity file (`age -i`). Default: none. */
     identity_file: absolutePath.optional(),
     /** Refused: the age program reads passphrases only from a terminal, which a daemon does not have. */
-    passphrase: z
-      .custom<never>(() => false, {
+    passphrase: withJsonSchema(
+      z.custom<never>(() => false, {
         message: 'age reads passphrases only from a terminal, which Backer does not have: use recipients (age-keygen) instead',
-      })
-      .optional(),
+      }),
+      { not: {}, description: 'refused: age reads passphrases only from a terminal; use recipients' },
+    ).optional(),
   })
   .strict();
 
