@@ -12,7 +12,7 @@ import type { Manifest } from '../src/manifests/schema.js';
 import type { ManifestProblem } from '../src/manifests/store.js';
 import { callApi } from '../src/cli/client.js';
 import { cli, spawnCli } from './helpers/cli.js';
-import { createTestEnv, s3Client, type TestEnv } from './helpers/env.js';
+import { createTestEnv, filesMandateYaml, s3Client, type TestEnv } from './helpers/env.js';
 
 const MANDATE = 'forget-files';
 let env: TestEnv;
@@ -45,14 +45,7 @@ let second: Manifest;
 beforeAll(async () => {
   env = await createTestEnv(
     'forget',
-    `mandates:
-  ${MANDATE}:
-    type: files
-    interval: "0 0 29 2 *"
-    target: [local, s3]
-    files:
-      path: \${TEST_FILES_DIR}
-`,
+    `mandates:\n${filesMandateYaml(MANDATE, 'TEST_FILES_DIR', { target: '[local, s3]' })}`,
   );
   filesDir = join(env.dir, 'files');
   await mkdir(filesDir, { recursive: true });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
 import type { SkippedMandate } from '../src/discovery/snapshot.js';
 import { cli, spawnCli } from './helpers/cli.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { createTestEnv, filesMandateYaml, type TestEnv } from './helpers/env.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
@@ -29,14 +29,7 @@ let filesDir: string;
 beforeAll(async () => {
   env = await createTestEnv(
     'mandates',
-    `mandates:
-  mandates-files:
-    type: files
-    interval: "0 0 29 2 *"
-    target: local
-    files:
-      path: \${TEST_FILES_DIR}
-`,
+    `mandates:\n${filesMandateYaml('mandates-files', 'TEST_FILES_DIR', { target: 'local' })}`,
   );
   filesDir = join(env.dir, 'files');
   await mkdir(filesDir, { recursive: true });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
 import type { Job } from '../src/queue/types.js';
 import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
-import { CCRYPT_KEY, createTestEnv, localFiles, type TestEnv } from './helpers/env.js';
+import { CCRYPT_KEY, createTestEnv, filesMandateYaml, localFiles, type TestEnv } from './helpers/env.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
 // The systemd unit is checked by systemd's own tools (no systemd runs as PID 1 here), and the
@@ -138,15 +138,7 @@ describe('SIGHUP (systemctl reload backer)', () => {
   beforeAll(async () => {
     env = await createTestEnv(
       'pksvc',
-      `mandates:
-  pksvc-files:
-    type: files
-    target: local
-    middleware: compression
-    interval: "0 0 29 2 *"
-    files:
-      path: \${PKSVC_DIR}
-`,
+      `mandates:\n${filesMandateYaml('pksvc-files', 'PKSVC_DIR', { target: 'local', middleware: 'compression' })}`,
     );
     await mkdir(join(env.dir, 'files'));
     await writeFile(join(env.dir, 'files', 'a.txt'), 'reload me\n');

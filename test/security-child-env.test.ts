@@ -5,7 +5,7 @@ import { callApi } from '../src/cli/client.js';
 import { childEnv, DEFAULT_PATH } from '../src/util/child-env.js';
 import { cli } from './helpers/cli.js';
 import { spawnDaemon, waitForHealth } from './helpers/daemon-proc.js';
-import { CCRYPT_KEY, createTestEnv, localFiles, type TestEnv } from './helpers/env.js';
+import { CCRYPT_KEY, createTestEnv, filesMandateYaml, localFiles, type TestEnv } from './helpers/env.js';
 import { allCommandLines } from './helpers/proc.js';
 
 // Every program Backer starts on the host gets PATH and its own secret, never Backer's
@@ -20,15 +20,7 @@ let filesDir: string;
 beforeAll(async () => {
   env = await createTestEnv(
     'secenv',
-    `mandates:
-  ${MANDATE}:
-    type: files
-    target: local
-    middleware: zstd,encryption
-    interval: "0 0 29 2 *"
-    files:
-      path: \${SECENV_FILES}
-`,
+    `mandates:\n${filesMandateYaml(MANDATE, 'SECENV_FILES', { target: 'local', middleware: 'zstd,encryption' })}`,
   );
   filesDir = join(env.dir, 'files');
   await mkdir(filesDir, { recursive: true });

@@ -97,6 +97,16 @@ ${extra}`;
   return { dir, configPath, bucket, logs: [] };
 }
 
+/**
+ * One static `files` mandate, as an entry under `mandates:`, archiving the directory named by the
+ * environment variable `pathVar` (set it in the daemon's or the CLI's environment). Its schedule
+ * never fires during a test run: backups are triggered by the tests.
+ */
+export function filesMandateYaml(name: string, pathVar: string, options: { target: string; middleware?: string }): string {
+  const middleware = options.middleware === undefined ? '' : `    middleware: ${options.middleware}\n`;
+  return `  ${name}:\n    type: files\n    interval: "0 0 29 2 *"\n    target: ${options.target}\n${middleware}    files:\n      path: \${${pathVar}}\n`;
+}
+
 export function testProcessEnv(): Record<string, string> {
   return { ...(process.env as Record<string, string>), TEST_S3_SECRET: inject('s3').secretAccessKey, TEST_CCRYPT_KEY: CCRYPT_KEY, TEST_GPG_PASSPHRASE: GPG_PASSPHRASE };
 }
