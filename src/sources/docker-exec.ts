@@ -1,4 +1,4 @@
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline, Transform, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
 
@@ -23,6 +23,9 @@ export class TailBuffer {
   }
   toString(): string {
     return this.buf.toString('utf8');
+  }
+  bytes(): Buffer {
+    return this.buf;
   }
 }
 
@@ -59,6 +62,11 @@ export interface ExecOptions {
   env?: string[];
   user?: string;
   signal?: AbortSignal;
+  /**
+   * Streamed into the process's stdin, which is closed when it ends (restores: `mariadb < dump`).
+   * Default: no stdin. An error of this stream ends the exec.
+   */
+  stdin?: Readable;
 }
 
 export interface ExecHandle {
@@ -120,10 +128,10 @@ export async function execStream(docker: Docker, container: string, options: Exe
       User: options.user ?? '',
       AttachStdout: true,
       AttachStderr: true,
-      AttachStdin: false,
+      AttachStdin: options.stdin !== undefined,
       Tty: false,
     });
-    raw = (await exec.start({ hijack: true, stdin: false, abortSignal: options.signal })) as NodeJS.ReadWriteStream;
+    raw = (await exec.start({ hijack: true, stdin: options.stdin !== undefined, abortSignal: options.signal })) as NodeJS.ReadWriteStream;
   } catch (err) {
     const code = statusCode(err);
     if (code === 404) throw new BackerError('CONTAINER_NOT_FOUND', `container ${container} does not exist`, { component, details: { container }, cause: err });
@@ -134,6 +142,7 @@ export async function execStream(docker: Docker, container: string, options: Exe
   }
   const demux = new DemuxStream(stderr);
   const stdout = pipeline(raw as unknown as Readable, demux, () => undefined);
+  if (options.stdin !== undefined) feedStdin(options.stdin, raw as unknown as Duplex, stdout);
   return {
     stdout,
     async result() {
@@ -152,6 +161,22 @@ export async function execStream(docker: Docker, container: string, options: Exe
       return { exitCode: -1, stderr: stderr.toString() };
     },
   };
+}
+
+/**
+ * Writes `input` into the hijacked connection with backpressure and half-closes it at the end:
+ * the engine then closes the process's stdin, so `mariadb < dump` sees its end of file. An error
+ * of the input (a decode that failed, a hash mismatch) ends the exec's output with that error.
+ */
+function feedStdin(input: Readable, connection: Duplex, output: Readable): void {
+  input.on('error', (err) => {
+    output.destroy(err);
+    connection.destroy();
+  });
+  input.pipe(connection, { end: true });
+  output.on('close', () => {
+    if (!input.readableEnded) input.unpipe(connection);
+  });
 }
 
 /** Runs a short command to completion and returns its output (for probes and File: secrets). */

@@ -72,10 +72,77 @@ export interface SourceDefinition<Options> {
    * from a static mandate). Throws BackerError LABEL_INVALID naming the option's origin.
    */
   parse(raw: Record<string, string>, origin: OptionOrigin): Options;
+  /**
+   * Programs the source needs inside the container (or on the host, for host sources), e.g.
+   * `['mariadb-dump|mysqldump']`: `a|b` means either. For documentation and `config check`.
+   */
+  tools?: readonly string[];
+  /** Whether the source's backups hold named databases (`restore --database FROM:TO`). Default false. */
+  databases?: boolean;
   dump(options: Options, target: SourceTarget, context: DumpContext): Promise<Dump>;
+  /**
+   * Checks, before anything is touched, that `request.destination` can take this backup: it
+   * exists and runs, the tools are there, the engine is not older than the dumped one. Resolves
+   * with the plan's lines (what will be stopped, replaced, created); rejects with RESTORE_REFUSED,
+   * CONTAINER_NOT_RUNNING or TOOL_MISSING naming what is missing.
+   */
+  planRestore?(options: Options, request: RestoreRequest, context: DumpContext): Promise<RestorePlan>;
+  /**
+   * Applies the decoded dump (`input`, the raw bytes the source once produced) to the
+   * destination, streaming. Resolves once the engine accepted every byte; rejects with
+   * RESTORE_FAILED otherwise (the pipeline then rolls back from the safety backup). A container
+   * this stops is always started again, whatever happens.
+   */
+  restore?(options: Options, request: RestoreRequest, input: Readable, context: DumpContext): Promise<void>;
+  /**
+   * Engine checks after a drill restored a backup into a scratch container: each compares what
+   * the engine holds with the manifest's `source.stats` (recorded at dump time).
+   */
+  check?(options: Options, request: RestoreRequest, context: DumpContext): Promise<DrillCheck[]>;
+}
+
+/** Where a restore writes. */
+export type RestoreDestination =
+  /** A running container: the source's own (`original`), another one, or a scratch one Backer made. */
+  | { kind: 'container'; container: string; original: boolean; scratch: boolean }
+  /** A host directory (files) or a file path. */
+  | { kind: 'file'; path: string }
+  /** A fresh named Docker volume (volume source, `--to new:NAME` of a volume backup). */
+  | { kind: 'volume'; volume: string };
+
+export interface RestoreRequest {
+  /** The mandate's container (null for host sources): where the backup came from. */
+  source: SourceTarget;
+  destination: RestoreDestination;
+  /** `--database FROM:TO`: restore FROM under the name TO. Empty: every database under its own name. */
+  databases: ReadonlyMap<string, string>;
+  /** The manifest's `source` record: databases, server version, format, stats. */
+  manifest: SourceInfo;
+  /** `--yes`: the user confirmed replacing what is there (a non-empty directory, say). */
+  confirmed: boolean;
+}
+
+export interface RestorePlan {
+  /** Human-readable lines, in order: "stop container shop-db", "drop and recreate database shop" … */
+  steps: string[];
+  /** Containers stopped during the restore (always started again). */
+  stops: string[];
+}
+
+export interface DrillCheck {
+  /** What was checked: `table shop.orders rows`, `db0 keys`, `PRAGMA integrity_check`, `file etc/app.conf`. */
+  check: string;
+  ok: boolean;
+  expected?: string | number | null;
+  actual?: string | number | null;
 }
 
 /** What the source acts on: a container (by name) for Docker sources, nothing for host sources. */
 export interface SourceTarget {
   container: string | null;
+}
+
+/** A source plugin (src/sources/<type>.ts). Identity at run time: it fixes the types. */
+export function defineSource<Options>(definition: SourceDefinition<Options>): SourceDefinition<Options> {
+  return definition;
 }
