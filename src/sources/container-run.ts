@@ -200,7 +200,7 @@ async function feedCommand(
   } catch (err) {
     throw (inputError ?? err) as Error;
   }
-  if (inputError !== undefined) throw inputError;
+  if (inputError !== undefined) throw inputError as Error;
   const { exitCode, stderr } = await handle.result();
   const stdout = Buffer.concat(chunks).toString('utf8');
   if (exitCode !== 0) {
