@@ -17,13 +17,12 @@ import { createApiServer } from '../src/api/server.js';
 import type { Discovery } from '../src/discovery/discovery.js';
 import { BackerError } from '../src/errors.js';
 import { SecretRegistry } from '../src/logging/logger.js';
-import type { BackupResult } from '../src/pipeline/run-backup.js';
 import { createQueue, type Queue } from '../src/queue/queue.js';
-import type { Job } from '../src/queue/types.js';
+import type { Job, JobOutcome } from '../src/queue/types.js';
 import type { Target } from '../src/targets/types.js';
 import { callApi } from '../src/cli/client.js';
 import { cliArgs } from './helpers/cli.js';
-import { createTestEnv, testProcessEnv, type TestEnv } from './helpers/env.js';
+import { backupJob, createTestEnv, testProcessEnv, type TestEnv } from './helpers/env.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
@@ -35,8 +34,8 @@ function inProcess(): { queue: Queue; app: ReturnType<typeof createApi>; job: Jo
   const queue = createQueue({
     concurrency: 1,
     logger: pino({ level: 'silent' }),
-    run: (_mandate, signal) =>
-      new Promise<BackupResult>((_resolve, reject) => {
+    run: (_job, { signal }) =>
+      new Promise<JobOutcome>((_resolve, reject) => {
         signal.addEventListener('abort', () => reject(new BackerError('JOB_CANCELLED', 'cancelled', { component: 'test' })), { once: true });
       }),
   });
@@ -55,7 +54,7 @@ function inProcess(): { queue: Queue; app: ReturnType<typeof createApi>; job: Jo
     queue,
     scheduler: { nextRun: () => null },
   });
-  const job = queue.enqueue('slow', 'api');
+  const job = backupJob(queue.enqueue('slow', 'api'));
   return { queue, app, job };
 }
 

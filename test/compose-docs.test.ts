@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
-import { parseMandate } from '../src/config/mandate.js';
+import { parseMandate } from '../src/mandates/parse.js';
 import { sources } from '../src/sources/index.js';
 import { EXAMPLE_DIR } from './helpers/compose.js';
 

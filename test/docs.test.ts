@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
-import { parseMandate } from '../src/config/mandate.js';
+import { parseMandate } from '../src/mandates/parse.js';
 import { sources } from '../src/sources/index.js';
 import { configExample, readme } from './helpers/readme.js';
 

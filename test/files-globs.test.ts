@@ -7,7 +7,7 @@ import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { compileGlob, splitPatterns } from '../src/sources/files.js';
 import { runProgram, s3Get } from './helpers/artifacts.js';
-import { createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { backupJob, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
 
 let env: TestEnv;
 let daemon: Daemon;
@@ -42,7 +42,7 @@ function mandate(name: string, files: Record<string, string | string[]>, extra =
 
 async function backup(name: string): Promise<Job> {
   await daemon.services.discovery.refresh();
-  return daemon.queue.wait(daemon.queue.enqueue(name, 'api').id);
+  return backupJob(await daemon.queue.wait(daemon.queue.enqueue(name, 'api').id));
 }
 
 /** Every file of an extracted archive (relative path → content), plus the directories. */

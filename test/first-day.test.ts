@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
-import type { ConfigProblem } from '../src/config/mandate-types.js';
+import type { ConfigProblem } from '../src/config/problems.js';
 import { capture, cli, spawnCli, type CliResult } from './helpers/cli.js';
 import { spawnDaemon, waitForHealth } from './helpers/daemon-proc.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/daemon/daemon.js';
 import type { Manifest } from '../src/manifests/schema.js';
 import { digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { backupJob, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
 import { backupAndDecode } from './helpers/matrix.js';
 
 const MANDATE = 'mwe2e-files';
@@ -56,7 +56,7 @@ describe('files → zstd → gpg → S3', () => {
   it('stores an artifact that the real gpg decrypts and the real zstd decompresses to the original tar', async () => {
     if (daemon === undefined) throw new Error('daemon did not start');
     await daemon.services.discovery.refresh();
-    const job = await daemon.queue.wait(daemon.queue.enqueue(MANDATE, 'api').id);
+    const job = backupJob(await daemon.queue.wait(daemon.queue.enqueue(MANDATE, 'api').id));
     expect(job.error).toBeNull();
     expect(job.state).toBe('succeeded');
     const artifactKey = job.result?.targets[0]?.artifact_key ?? '';

@@ -8,7 +8,7 @@ import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { rdbLength } from '../src/sources/redis.js';
 import { digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { backupNow, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, type TestEnv } from './helpers/env.js';
+import { backupJob, backupNow, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, type TestEnv } from './helpers/env.js';
 import { backupAndDecode } from './helpers/matrix.js';
 import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
@@ -189,7 +189,7 @@ describe('redis backups of labelled containers', () => {
   it('streams the RDB with redis-cli --rdb - to local and S3, with no secret in any argv', async () => {
     const started = daemon.services.discovery.refresh().then(() => daemon.queue.enqueue('redis-main', 'api'));
     const argvs = await sampleCommandLines(started.then((j) => daemon.queue.wait(j.id)), 5);
-    job = await daemon.queue.wait((await started).id);
+    job = backupJob(await daemon.queue.wait((await started).id));
     expect(job.error).toBeNull();
     expect(job.state).toBe('succeeded');
     expect(job.result?.targets.map((t) => [t.target, t.status])).toEqual([

@@ -10,7 +10,7 @@ import type { Job } from '../src/queue/types.js';
 import type { OptionOrigin } from '../src/sources/types.js';
 import { planMounts, volumeSource, type ContainerMount } from '../src/sources/volume.js';
 import { digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { backupJob, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
 import { backupAndDecode } from './helpers/matrix.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
@@ -46,7 +46,7 @@ async function startContainer(name: string, labels: Record<string, string>, volu
 
 async function backup(mandate: string): Promise<Job> {
   await daemon.services.discovery.refresh();
-  return daemon.queue.wait(daemon.queue.enqueue(mandate, 'api').id);
+  return backupJob(await daemon.queue.wait(daemon.queue.enqueue(mandate, 'api').id));
 }
 
 /**
@@ -300,7 +300,7 @@ describe('volume backups of labelled containers', () => {
     await daemon.services.discovery.refresh();
     const done = daemon.queue.wait(daemon.queue.enqueue('volume-stop', 'api').id);
     const seen = await watchRunning('volume-stop', done);
-    const job = await done;
+    const job = backupJob(await done);
     expect(job.error).toBeNull();
     expect(seen).toContain(false);
     // Started again before the job ended, not some time later.
@@ -368,7 +368,7 @@ describe('volume backups of labelled containers', () => {
     await waitFor(async () => (await helpers(MID_DUMP)) !== '' && (await copying(MID_DUMP)), 'the copy to stream');
     await docker(host(), ['rm', '-f', MID_DUMP]);
     expect(daemon.queue.get(queued.id)?.state).toBe('running'); // removed mid-copy, not after it
-    const job = await daemon.queue.wait(queued.id);
+    const job = backupJob(await daemon.queue.wait(queued.id));
     expect(job.error).toBeNull();
     expect(job.state).toBe('succeeded');
     expect(job.result?.targets.map((t) => [t.target, t.status])).toEqual([['local', 'succeeded'], ['s3', 'succeeded']]);

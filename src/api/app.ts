@@ -1,10 +1,12 @@
 import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { MandateSpec } from '../config/mandate-types.js';
+import type { MandateSpec } from '../mandates/types.js';
 import { BackerError } from '../errors.js';
 import { listBackups } from '../manifests/store.js';
 import type { Queue } from '../queue/queue.js';
-import type { Job } from '../queue/types.js';
+import { JOB_KINDS, type AnyJob, type JobKind } from '../queue/types.js';
+import type { EventBus } from '../events/bus.js';
+import { registerJobRoutes, type RestorePlanner } from './jobs.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { Services } from '../daemon/services.js';
 import { BACKER_VERSION } from '../util/version.js';
@@ -12,6 +14,10 @@ import { toHttpError } from './errors.js';
 
 export interface ApiDeps {
   services: Pick<Services, 'discovery' | 'mandate' | 'targets' | 'secrets'>;
+  /** Restore plans and refusals; without it the restore routes answer 500. */
+  restores?: RestorePlanner;
+  /** Job events; unused for now by the routes, the event stream of the operations API will read it. */
+  events?: EventBus;
   queue: Queue;
   scheduler: Pick<Scheduler, 'nextRun'>;
   /**
@@ -37,7 +43,7 @@ function mandateJson(m: MandateSpec, nextRun: Date | null): Record<string, unkno
 }
 
 /** Waits at most `ms` for the job; ends the wait (listener and timer) early when the client goes away. */
-async function waitForJob(queue: Queue, id: string, ms: number, request: AbortSignal): Promise<Job> {
+async function waitForJob(queue: Queue, id: string, ms: number, request: AbortSignal): Promise<AnyJob> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), ms);
   const onClientGone = (): void => controller.abort();
@@ -92,7 +98,13 @@ export function createApi(deps: ApiDeps): Hono {
     return json({ job }, 202);
   });
 
-  app.get('/v1/jobs', (c) => json({ jobs: deps.queue.list({ mandate: c.req.query('mandate') }) }));
+  app.get('/v1/jobs', (c) => {
+    const kind = c.req.query('kind');
+    if (kind !== undefined && !JOB_KINDS.includes(kind as JobKind)) throw badRequest(`kind must be one of ${JOB_KINDS.join(', ')}`);
+    return json({ jobs: deps.queue.list({ mandate: c.req.query('mandate'), kind: kind as JobKind | undefined }) });
+  });
+
+  registerJobRoutes(app, deps, json);
 
   app.get('/v1/jobs/:id', async (c) => {
     const id = c.req.param('id');

@@ -10,6 +10,12 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   FORGET_REFUSED: 409,
   TARGET_NOT_FOUND: 404,
   API_BAD_REQUEST: 400,
+  USAGE_INVALID: 400,
+  // A restore's preflight found a problem with the destination, a key, a tool: nothing was touched.
+  RESTORE_REFUSED: 409,
+  CONTAINER_NOT_FOUND: 404,
+  CONTAINER_NOT_RUNNING: 409,
+  TOOL_MISSING: 409,
   CONFIG_INVALID: 400,
   LABEL_INVALID: 400,
   DOCKER_UNAVAILABLE: 503,

@@ -2,9 +2,12 @@ import { request } from 'node:http';
 import { BackerError, type ErrorCode } from '../errors.js';
 
 /** A minimal JSON client for the daemon's unix socket API. */
-export async function callApi<T>(socketPath: string, method: 'GET' | 'POST', path: string): Promise<T> {
+export async function callApi<T>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (payload) headers['content-type'] = 'application/json';
   return new Promise<T>((resolve, reject) => {
-    const req = request({ socketPath, method, path, headers: { accept: 'application/json' } }, (res) => {
+    const req = request({ socketPath, method, path, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -33,6 +36,6 @@ export async function callApi<T>(socketPath: string, method: 'GET' | 'POST', pat
         }),
       ),
     );
-    req.end();
+    req.end(payload);
   });
 }

@@ -11,6 +11,8 @@ export const EXIT = {
   UNREACHABLE: 3,
   /** The mandate, job or backup does not exist. */
   NOT_FOUND: 4,
+  /** A restore was refused before anything was touched (destination, tools, keys, or the backup's hashes). */
+  REFUSED: 5,
 } as const;
 
 export const EXIT_HELP = `
@@ -19,7 +21,8 @@ Exit codes:
   1  the backup or job failed, or config check found problems
   2  bad usage or invalid configuration (also: the mandate is skipped for its problems)
   3  the daemon is not reachable on its API socket
-  4  mandate, job or backup not found`;
+  4  mandate, job or backup not found
+  5  restore refused before anything was touched (destination, tools, keys, or the backup's hashes)`;
 
 const BY_CODE: Partial<Record<ErrorCode, number>> = {
   CONFIG_INVALID: EXIT.USAGE,
@@ -32,6 +35,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   JOB_NOT_FOUND: EXIT.NOT_FOUND,
   BACKUP_NOT_FOUND: EXIT.NOT_FOUND,
   TARGET_NOT_FOUND: EXIT.NOT_FOUND,
+  RESTORE_REFUSED: EXIT.REFUSED,
 };
 
 export function exitCodeFor(err: unknown): number {

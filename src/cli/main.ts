@@ -9,6 +9,8 @@ import { daemonCommand } from './commands/daemon.js';
 import { demoCommand } from './commands/demo.js';
 import { healthCommand } from './commands/health.js';
 import { mandatesListCommand } from './commands/mandates.js';
+import { restoreCommand, type RestoreOptions } from './commands/restore.js';
+import { verifyCommand, type VerifyOptions } from './commands/verify.js';
 import type { GlobalOptions } from './context.js';
 import { EXIT, EXIT_HELP, exitCodeFor } from './exit-codes.js';
 import { printJson } from './output.js';
@@ -82,6 +84,33 @@ program
   .option('--wait', 'follow the job; exit 0 only if it succeeded')
   .option('--once', 'run the backup in this process, without a daemon; exit 0/1')
   .action(run<BackupOptions & { mandate?: string }>((o) => backupCommand(program.commands.find((c) => c.name() === 'backup')?.args[0] ?? '', o)));
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+const restore = program
+  .command('restore')
+  .description('restore a backup through the running daemon: plan, hash check, safety backup of the original, apply, rollback on failure')
+  .argument('<mandate>', 'mandate name')
+  .argument('[backup]', 'backup name or uuid, or latest', 'latest')
+  .option('--target <name>', 'read the backup from this target (default: the first of the mandate\'s targets that has it)')
+  .option('--to <destination>', 'original | new:NAME | container:NAME | file:PATH', 'original')
+  .option('--database <from:to>', 'restore database FROM under the name TO (repeatable)', collect)
+  .option('--dry-run', 'print the plan and the preflight checks, touch nothing')
+  .option('--yes', 'confirm replacing data (non-empty directory, --no-safety-backup into the original)')
+  .option('--wait', 'follow the job with its progress; exit 0 only if it succeeded')
+  .option('--no-verify-first', 'stream straight into the destination (hashes still checked on the way; fails loudly at the end)')
+  .option('--no-safety-backup', 'do not back up the original first (needs --yes for --to original)')
+  .option('--no-rollback', 'leave the destination as a failed restore left it (the safety backup is kept)')
+  .action(run<RestoreOptions>((o) => restoreCommand(restore.args[0] ?? '', restore.args[1], o)));
+
+const verify = program
+  .command('verify')
+  .description('check stored backups through the running daemon, and record each result next to its backup')
+  .argument('[mandate]', 'mandate name (default: every mandate)')
+  .argument('[backup]', 'backup name or uuid, or latest (default: every backup of the mandate)')
+  .option('--target <name>', 'only the copies on this target')
+  .option('--level <level>', 'size | hash | decode | drill', 'decode')
+  .option('--subset <n/t>', 'only the n-th of t slices of the backups (a daily 1/7..7/7 rotation reads everything weekly)')
+  .action(run<VerifyOptions>((o) => verifyCommand(verify.args[0], verify.args[1], o)));
 
 const backups = program.command('backups').description('list and inspect stored backups (reads the targets directly)');
 backups

@@ -1,6 +1,5 @@
 import { isMap, isPair, isScalar, isSeq, type Document } from 'yaml';
-import type { ConfigProblem } from './mandate-types.js';
-import { whereIn, type PathKey } from './problems.js';
+import { whereIn, type ConfigProblem, type PathKey } from './problems.js';
 
 /** The environment references are read from; `process.env` fits. */
 export type Env = Readonly<Record<string, string | undefined>>;

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import type { Expansion } from './env.js';
-import type { ConfigProblem } from './mandate-types.js';
-import { formatPath, type PathKey } from './problems.js';
+import { formatPath, issuePath, valueAt, type ConfigProblem, type PathKey } from './problems.js';
 
 /**
  * Values expanded from the environment are often secrets (`key: ${CCRYPT_KEY}`), so no config
@@ -26,10 +25,11 @@ function retype(text: string): number | boolean | undefined {
 }
 
 /** The invalid_type issues, also those inside the members of unions. */
-function typeIssues(issues: readonly z.ZodIssue[]): z.ZodInvalidTypeIssue[] {
+function typeIssues(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssueInvalidType[] {
   return issues.flatMap((issue) => {
-    if (issue.code === z.ZodIssueCode.invalid_union) return issue.unionErrors.flatMap((e) => typeIssues(e.issues));
-    return issue.code === z.ZodIssueCode.invalid_type ? [issue] : [];
+    // A union member's issues have paths inside the member.
+    if (issue.code === 'invalid_union') return issue.errors.flatMap((branch) => typeIssues(branch.map((i) => ({ ...i, path: [...issue.path, ...i.path] }))));
+    return issue.code === 'invalid_type' ? [issue] : [];
   });
 }
 
@@ -49,19 +49,20 @@ function setAt(data: unknown, path: readonly PathKey[], value: unknown): void {
  * parse repeated; everywhere else, also where a string or anything is accepted, it stays the text
  * of the variable (`0123`, `8675309123`). Mutates `data`, which the caller uses for messages.
  */
-export function parseWithExpansions<T extends z.ZodTypeAny>(schema: T, data: unknown, expansions: readonly Expansion[]): z.SafeParseReturnType<unknown, z.output<T>> {
+export function parseWithExpansions<T extends z.ZodType>(schema: T, data: unknown, expansions: readonly Expansion[]): z.ZodSafeParseResult<z.output<T>> {
   let result = schema.safeParse(data);
   const done = new Set<Expansion>();
   // Each round retypes at least one value, each value once: the loop ends.
   while (!result.success) {
     let changed = false;
     for (const issue of typeIssues(result.error.issues)) {
-      if (issue.received !== 'string' || (issue.expected !== 'number' && issue.expected !== 'boolean')) continue;
-      const expansion = expansions.find((e) => e.retypable && !done.has(e) && samePath(e.path, issue.path));
+      const path = issuePath(issue);
+      if (typeof valueAt(data, path) !== 'string' || (issue.expected !== 'number' && issue.expected !== 'boolean')) continue;
+      const expansion = expansions.find((e) => e.retypable && !done.has(e) && samePath(e.path, path));
       const typed = expansion === undefined ? undefined : retype(expansion.text);
       if (expansion === undefined || typeof typed !== issue.expected) continue;
       done.add(expansion);
-      setAt(data, issue.path, typed);
+      setAt(data, path, typed);
       changed = true;
     }
     if (!changed) break;

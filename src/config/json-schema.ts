@@ -1,4 +1,4 @@
-import { ignoreOverride, zodToJsonSchema } from 'zod-to-json-schema';
+import { z } from 'zod';
 import { configSchema } from './schema.js';
 import { jsonSchemaHint } from './schema-kit.js';
 
@@ -31,6 +31,9 @@ function allowReferences(node: unknown): unknown {
   if (typeof node !== 'object' || node === null) return node;
   const out: Json = {};
   for (const [key, value] of Object.entries(node)) out[key] = allowReferences(value);
+  // zod writes the safe-integer bounds into every integer: they say nothing to a reader.
+  if (out.type === 'integer' && out.maximum === Number.MAX_SAFE_INTEGER) delete out.maximum;
+  if (out.type === 'integer' && out.minimum === Number.MIN_SAFE_INTEGER) delete out.minimum;
   if (out.type === 'number' || out.type === 'integer' || out.type === 'boolean') {
     const { default: fallback, ...typed } = out;
     return fallback === undefined ? { anyOf: [typed, ENV_REFERENCE] } : { anyOf: [typed, ENV_REFERENCE], default: fallback };
@@ -38,13 +41,22 @@ function allowReferences(node: unknown): unknown {
   return out;
 }
 
+/** Puts the schema registered with withJsonSchema (schema-kit.ts) in place of the generated one. */
+function applyHint(ctx: { zodSchema: object; jsonSchema: Json }): void {
+  const hint = jsonSchemaHint(ctx.zodSchema);
+  if (hint === undefined) return;
+  for (const key of Object.keys(ctx.jsonSchema)) delete ctx.jsonSchema[key];
+  Object.assign(ctx.jsonSchema, structuredClone(hint));
+}
+
 export function configJsonSchema(): Json {
-  const generated = zodToJsonSchema(configSchema, {
-    target: 'jsonSchema7',
-    effectStrategy: 'input',
-    pipeStrategy: 'input',
-    $refStrategy: 'none',
-    override: (def) => jsonSchemaHint(def) ?? ignoreOverride,
+  const generated = z.toJSONSchema(configSchema, {
+    target: 'draft-07',
+    io: 'input',
+    reused: 'inline',
+    // A z.custom (modes) has no JSON Schema of its own: its registered hint replaces it.
+    unrepresentable: 'any',
+    override: applyHint,
   }) as Json;
   const { $schema, ...rest } = generated;
   return {

@@ -4,10 +4,9 @@ import { LineCounter, parseDocument, type YAMLError } from 'yaml';
 import { BackerError } from '../errors.js';
 import { expandEnvInDocument, type Env } from './env.js';
 import { concealerFor, concealExpansions, parseWithExpansions, recordExpansions } from './expanded.js';
-import type { ConfigProblem } from './mandate-types.js';
-import { resolveMandateRefs } from './mandate.js';
+import { resolveMandateRefs } from './mandate-refs.js';
 import { parseBoolean } from './boolean.js';
-import { invalidRefsFrom, NO_INVALID_REFS, problemsFromZod, UNKNOWN_REFS, whereIn, type InvalidRefs, type PathKey } from './problems.js';
+import { invalidRefsFrom, issuePath, NO_INVALID_REFS, problemsFromZod, UNKNOWN_REFS, whereIn, type ConfigProblem, type InvalidRefs } from './problems.js';
 import { configSchema, type BackerConfig, type ParsedConfig } from './schema.js';
 
 /** Config files looked for in the working directory when neither --config nor BACKER_CONFIG is given. */
@@ -136,12 +135,12 @@ export function parseConfigText(text: string, fileLabel: string, env: Env, baseD
 }
 
 /** Drops every entry an issue points into, so the rest of the config can still be used. */
-function withoutBadParts(data: unknown, issues: readonly { path: PathKey[]; code: string; keys?: string[] }[]): unknown {
+function withoutBadParts(data: unknown, issues: readonly { path: readonly PropertyKey[]; code?: string; keys?: string[] }[]): unknown {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return {};
   const copy: Record<string, unknown> = { ...(data as Record<string, unknown>) };
   const badItems = new Map<string, Set<number>>();
   for (const issue of issues) {
-    const [top, second] = issue.path;
+    const [top, second] = issuePath(issue);
     if (top === undefined) {
       for (const key of issue.keys ?? []) delete copy[key];
       if (issue.keys === undefined) return {};

@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import type { ConfigProblem } from './mandate-types.js';
+/** A problem found while reading the config or a mandate (a container's labels, a static mandate). */
+export interface ConfigProblem {
+  /** e.g. `backer.yml: targets[1].bucket` or `container shop-db label backer.interval` */
+  where: string;
+  message: string;
+}
 
 export type PathKey = string | number;
 
@@ -64,7 +69,8 @@ export function show(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-function valueAt(data: unknown, path: readonly PathKey[]): unknown {
+/** The value at `path` in parsed YAML, undefined where there is none. */
+export function valueAt(data: unknown, path: readonly PathKey[]): unknown {
   let current = data;
   for (const key of path) {
     if (typeof current !== 'object' || current === null) return undefined;
@@ -73,15 +79,20 @@ function valueAt(data: unknown, path: readonly PathKey[]): unknown {
   return current;
 }
 
-function unwrap(schema: z.ZodTypeAny): z.ZodTypeAny {
+/** A zod issue's path in config terms (zod allows symbols, which no YAML key is). */
+export function issuePath(issue: { readonly path: readonly PropertyKey[] }): PathKey[] {
+  return issue.path.map((key) => (typeof key === 'number' ? key : String(key)));
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
   let current = schema;
   for (;;) {
-    if (current instanceof z.ZodDefault || current instanceof z.ZodOptional || current instanceof z.ZodNullable) {
-      current = current._def.innerType as z.ZodTypeAny;
-    } else if (current instanceof z.ZodEffects) {
-      current = current.innerType() as z.ZodTypeAny;
+    if (current instanceof z.ZodDefault || current instanceof z.ZodPrefault || current instanceof z.ZodOptional || current instanceof z.ZodNullable) {
+      current = current.unwrap() as z.ZodType;
+    } else if (current instanceof z.ZodPipe) {
+      current = current.in as z.ZodType;
     } else if (current instanceof z.ZodLazy) {
-      current = current.schema as z.ZodTypeAny;
+      current = current.unwrap() as z.ZodType;
     } else {
       return current;
     }
@@ -89,68 +100,76 @@ function unwrap(schema: z.ZodTypeAny): z.ZodTypeAny {
 }
 
 /** For a union of objects told apart by `type`, the member the data claims to be. */
-function pickMember(schema: z.ZodTypeAny, data: unknown): z.ZodTypeAny | undefined {
-  const options = schema instanceof z.ZodUnion || schema instanceof z.ZodDiscriminatedUnion ? (schema.options as z.ZodTypeAny[]) : [];
+function pickMember(schema: z.ZodType, data: unknown): z.ZodType | undefined {
+  const options = schema instanceof z.ZodUnion ? (schema.options as readonly z.ZodType[]) : [];
   const type = typeof data === 'object' && data !== null ? (data as Record<string, unknown>).type : undefined;
   return options.find((option) => {
     const inner = unwrap(option);
-    const literal = inner instanceof z.ZodObject ? unwrap((inner.shape as Record<string, z.ZodTypeAny>).type ?? z.never()) : undefined;
-    return literal instanceof z.ZodLiteral && literal.value === type;
+    const literal = inner instanceof z.ZodObject ? unwrap((inner.shape as Record<string, z.ZodType>).type ?? z.never()) : undefined;
+    return literal instanceof z.ZodLiteral && (literal.values as ReadonlySet<unknown>).has(type);
   });
 }
 
 /** The keys an object at `path` accepts, to list them next to an unknown key. */
-function knownKeysAt(root: z.ZodTypeAny, data: unknown, path: readonly PathKey[]): string[] {
-  let schema: z.ZodTypeAny | undefined = root;
+function knownKeysAt(root: z.ZodType, data: unknown, path: readonly PathKey[]): string[] {
+  let schema: z.ZodType | undefined = root;
   for (let i = 0; i <= path.length && schema !== undefined; i++) {
     schema = unwrap(schema);
     const here = valueAt(data, path.slice(0, i));
-    if (schema instanceof z.ZodUnion || schema instanceof z.ZodDiscriminatedUnion) {
+    if (schema instanceof z.ZodUnion) {
       schema = pickMember(schema, here);
       if (schema === undefined) return [];
       schema = unwrap(schema);
     }
     if (i === path.length) break;
     const key = path[i];
-    if (schema instanceof z.ZodObject && typeof key === 'string') schema = (schema.shape as Record<string, z.ZodTypeAny>)[key];
-    else if (schema instanceof z.ZodArray) schema = schema.element as z.ZodTypeAny;
-    else if (schema instanceof z.ZodRecord) schema = schema.valueSchema as z.ZodTypeAny;
+    if (schema instanceof z.ZodObject && typeof key === 'string') schema = (schema.shape as Record<string, z.ZodType>)[key];
+    else if (schema instanceof z.ZodArray) schema = schema.element as z.ZodType;
+    else if (schema instanceof z.ZodRecord) schema = schema.valueType as z.ZodType;
     else schema = undefined;
   }
-  return schema instanceof z.ZodObject ? Object.keys(schema.shape as Record<string, unknown>) : [];
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
 }
 
-const isDirectLiteralMismatch = (issue: z.ZodIssue, depth: number): boolean =>
-  issue.code === z.ZodIssueCode.invalid_literal && issue.path.length === depth + 1;
+type Issue = z.core.$ZodIssue;
+
+/** A literal (the `type` of a union member) that the value one level down did not match. */
+const isDirectLiteralMismatch = (issue: Issue, depth: number): issue is z.core.$ZodIssueInvalidValue =>
+  issue.code === 'invalid_value' && issue.path.length === depth + 1;
 
 /**
  * Zod tries every member of a union; the useful errors are those of the member the user meant,
- * i.e. the one whose `type` literal matched. When none matched, the `type` itself is wrong.
+ * i.e. the one whose `type` literal matched. When none matched, the `type` itself is wrong. A
+ * discriminated union reports that directly: no member (`errors` empty), the accepted `options`.
  */
-function unionIssues(issue: z.ZodInvalidUnionIssue): z.ZodIssue[] {
+function unionIssues(issue: z.core.$ZodIssueInvalidUnion): Issue[] {
   const depth = issue.path.length;
-  const branches = issue.unionErrors.map((e) => e.issues);
+  if (issue.errors.length === 0 && 'options' in issue && issue.options !== undefined) {
+    return [{ code: 'invalid_value', path: issue.path, values: issue.options, input: issue.input, message: '' }];
+  }
+  // The members' issues have paths inside the member: from the config's root, like the others.
+  const branches = issue.errors.map((issues) => issues.map((i) => ({ ...i, path: [...issue.path, ...i.path] })));
   const matching = branches.filter((issues) => !issues.some((i) => isDirectLiteralMismatch(i, depth)));
   if (matching.length > 0) {
     return matching.reduce((best, issues) => (issues.length < best.length ? issues : best));
   }
-  const literals = branches.flatMap((issues) => issues.filter((i) => isDirectLiteralMismatch(i, depth))) as z.ZodInvalidLiteralIssue[];
+  const literals = branches.flatMap((issues) => issues.filter((i) => isDirectLiteralMismatch(i, depth)));
   const first = literals[0];
   if (first !== undefined && literals.every((l) => l.path[depth] === first.path[depth])) {
-    return [{ code: z.ZodIssueCode.invalid_enum_value, path: first.path, options: literals.map((l) => String(l.expected)), received: String(first.received), message: '' }];
+    return [{ code: 'invalid_value', path: first.path, values: literals.flatMap((l) => l.values), input: first.input, message: '' }];
   }
-  return [{ code: z.ZodIssueCode.custom, path: issue.path, message: 'does not match any accepted form' }];
+  return [{ code: 'custom', path: issue.path, message: 'does not match any accepted form' }];
 }
 
 /** Zod's type names in YAML words. */
 function typeName(type: string): string {
   const names: Record<string, string> = {
     object: 'a mapping',
+    record: 'a mapping',
     array: 'a list',
     string: 'a string',
     number: 'a number',
-    integer: 'a whole number',
-    float: 'a fraction',
+    int: 'a whole number',
     boolean: 'true or false',
     null: 'null',
   };
@@ -161,35 +180,39 @@ function oneOf(options: readonly unknown[]): string {
   return options.map((o) => JSON.stringify(o)).join(', ');
 }
 
-function sizeMessage(issue: z.ZodTooSmallIssue | z.ZodTooBigIssue): string {
-  const small = issue.code === z.ZodIssueCode.too_small;
+function sizeMessage(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig): string {
+  const small = issue.code === 'too_small';
   const bound = Number(small ? issue.minimum : issue.maximum);
-  const op = issue.exact ? 'exactly' : small ? (issue.inclusive ? 'at least' : 'more than') : issue.inclusive ? 'at most' : 'less than';
-  if (issue.type === 'string') return small && bound === 1 && !issue.exact ? 'must not be empty' : `expected ${op} ${bound} characters`;
-  if (issue.type === 'array') return `expected ${op} ${bound} items`;
+  const op = issue.exact === true ? 'exactly' : small ? (issue.inclusive === true ? 'at least' : 'more than') : issue.inclusive === true ? 'at most' : 'less than';
+  if (issue.origin === 'string') return small && bound === 1 && issue.exact !== true ? 'must not be empty' : `expected ${op} ${bound} characters`;
+  if (issue.origin === 'array') return `expected ${op} ${bound} items`;
   return `expected a number ${op} ${bound}`;
 }
 
-function messageFor(issue: z.ZodIssue, received: unknown): string {
-  const path = issue.path;
+/**
+ * The one place that words zod's issues for users: the path is given by the caller, the
+ * message says what was expected and what was received (`received` is the value at the path, or
+ * the Concealed label of a value from the environment).
+ */
+function messageFor(issue: Issue, received: unknown): string {
   switch (issue.code) {
-    case z.ZodIssueCode.invalid_type:
-      if (issue.received === 'undefined') return `required (expected ${typeName(issue.expected)})`;
+    case 'invalid_type':
+      if (received === undefined) return `required (expected ${typeName(issue.expected)})`;
       return `expected ${typeName(issue.expected)}, received ${show(received)}`;
-    case z.ZodIssueCode.invalid_literal:
-      return `expected ${JSON.stringify(issue.expected)}, received ${show(received)}`;
-    case z.ZodIssueCode.invalid_enum_value:
-    case z.ZodIssueCode.invalid_union_discriminator: {
-      const options = issue.options;
+    case 'invalid_value': {
+      const options = issue.values;
+      if (options.length === 1) return `expected ${JSON.stringify(options[0])}, received ${show(received)}`;
       return received === undefined ? `required: one of ${oneOf(options)}` : `expected one of ${oneOf(options)}, received ${show(received)}`;
     }
-    case z.ZodIssueCode.too_small:
-    case z.ZodIssueCode.too_big:
+    case 'too_small':
+    case 'too_big':
       return sizeMessage(issue);
-    case z.ZodIssueCode.invalid_string:
-      if (issue.validation === 'url') return `expected a URL such as "http://127.0.0.1:9000", received ${show(received)}`;
-      // A record key (a mandate name) fails here while the value at the path is the entry.
-      return `${issue.message}, received ${show(typeof received === 'string' || received instanceof Concealed ? received : path.at(-1))}`;
+    case 'invalid_format':
+      if (issue.format === 'url') return `expected a URL such as "http://127.0.0.1:9000", received ${show(received)}`;
+      return `${issue.message}, received ${show(received)}`;
+    case 'invalid_key':
+      // A record key (a mandate name): the value at the path is the entry, the key is the path's end.
+      return issue.issues.map((inner) => `${inner.message}, received ${show(issue.path.at(-1))}`).join('; ');
     default:
       return issue.message;
   }
@@ -200,27 +223,28 @@ function messageFor(issue: z.ZodIssue, received: unknown): string {
 export function problemsFromZod(
   error: z.ZodError,
   fileLabel: string,
-  root: z.ZodTypeAny,
+  root: z.ZodType,
   data: unknown,
   conceal: (path: readonly PathKey[]) => string | undefined = () => undefined,
 ): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const visit = (issues: readonly z.ZodIssue[]): void => {
+  const visit = (issues: readonly Issue[]): void => {
     for (const issue of issues) {
-      if (issue.code === z.ZodIssueCode.invalid_union) {
+      const path = issuePath(issue);
+      if (issue.code === 'invalid_union') {
         visit(unionIssues(issue));
-      } else if (issue.code === z.ZodIssueCode.unrecognized_keys) {
-        const known = knownKeysAt(root, data, issue.path);
+      } else if (issue.code === 'unrecognized_keys') {
+        const known = knownKeysAt(root, data, path);
         for (const key of issue.keys) {
           const guess = closest(key, known);
           const hint = guess === undefined ? '' : ` (did you mean ${guess}?)`;
           const list = known.length > 0 ? `; known keys: ${known.join(', ')}` : '';
-          problems.push({ where: whereIn(fileLabel, [...issue.path, key]), message: `unknown key ${key}${hint}${list}` });
+          problems.push({ where: whereIn(fileLabel, [...path, key]), message: `unknown key ${key}${hint}${list}` });
         }
       } else {
-        const where = whereIn(fileLabel, issue.path);
-        const label = conceal(issue.path);
-        const message = messageFor(issue, label === undefined ? valueAt(data, issue.path) : new Concealed(label));
+        const where = whereIn(fileLabel, path);
+        const label = conceal(path);
+        const message = messageFor(issue, label === undefined ? valueAt(data, path) : new Concealed(label));
         if (!problems.some((p) => p.where === where && p.message === message)) problems.push({ where, message });
       }
     }
@@ -245,10 +269,10 @@ export const NO_INVALID_REFS: InvalidRefs = { targets: [], middleware: [], defau
 export const UNKNOWN_REFS: InvalidRefs = { targets: 'any', middleware: 'any', defaultTarget: true };
 
 /** The entries of `targets:` and `middleware:` that schema issues point into. */
-export function invalidRefsFrom(data: unknown, issues: readonly { path: PathKey[] }[]): InvalidRefs {
+export function invalidRefsFrom(data: unknown, issues: readonly { path: readonly PropertyKey[] }[]): InvalidRefs {
   const out: InvalidRefs = { targets: [], middleware: [], defaultTarget: false };
-  for (const { path } of issues) {
-    const [top, index] = path;
+  for (const issue of issues) {
+    const [top, index] = issuePath(issue);
     if (top !== 'targets' && top !== 'middleware') continue;
     const list = valueAt(data, [top]);
     const entry = typeof index === 'number' ? valueAt(data, [top, index]) : undefined;

@@ -5,19 +5,19 @@ import { z } from 'zod';
 
 /**
  * What `backer config schema` (json-schema.ts) prints for a schema it cannot look into (a
- * `z.custom`, a record checked by a refinement). Keyed by the schema's definition object.
+ * `z.custom`, a record checked by a refinement). Keyed by the schema object.
  */
 const jsonSchemaHints = new WeakMap<object, Record<string, unknown>>();
 
 /** Registers the JSON Schema of `schema` for `backer config schema`; returns `schema`. */
-export function withJsonSchema<T extends z.ZodTypeAny>(schema: T, jsonSchema: Record<string, unknown>): T {
-  jsonSchemaHints.set(schema._def as object, jsonSchema);
+export function withJsonSchema<T extends z.ZodType>(schema: T, jsonSchema: Record<string, unknown>): T {
+  jsonSchemaHints.set(schema, jsonSchema);
   return schema;
 }
 
-/** The JSON Schema registered for a zod definition, if any. */
-export function jsonSchemaHint(def: object): Record<string, unknown> | undefined {
-  return jsonSchemaHints.get(def);
+/** The JSON Schema registered for a zod schema, if any. */
+export function jsonSchemaHint(schema: object): Record<string, unknown> | undefined {
+  return jsonSchemaHints.get(schema);
 }
 
 /** Names of targets, middleware and mandates end up in object keys and file names. */
@@ -38,7 +38,7 @@ export const targetBase = {
  * reads 0640 as decimal 640, which would silently be a different mode. `ownerNeeds` are the
  * bits Backer itself needs (it writes and reads its own files).
  */
-export function modeSchema(kind: 'file' | 'directory', ownerNeeds: number): z.ZodType<string, z.ZodTypeDef, unknown> {
+export function modeSchema(kind: 'file' | 'directory', ownerNeeds: number): z.ZodType<string, unknown> {
   const example = kind === 'file' ? '"0640"' : '"0750"';
   const schema = z
     .custom<string>((v) => typeof v === 'string', { message: `expected an octal mode in quotes, such as ${example}` })

@@ -177,7 +177,7 @@ function duplicateFlatKeys(value: Record<string, unknown>): string[] {
 
 /**
  * One static mandate: the same keys as the container labels without `backer.`, nested YAML
- * allowed. Output: the flattened `key → string` record that parseMandate (mandate.ts) reads.
+ * allowed. Output: the flattened `key → string` record that parseMandate (src/mandates/parse.ts) reads.
  */
 export const staticMandateSchema = withJsonSchema(
   z
@@ -198,15 +198,15 @@ export const configSchema = z
     /** State (queue, API socket), relative to the config file's directory. Default: ./backer-data. */
     data_dir: z.string().min(1).default('./backer-data'),
     /** Default: level info, format json. */
-    log: logConfigSchema.default({}),
+    log: logConfigSchema.prefault({}),
     /** Default: enabled, socket from DOCKER_HOST or /var/run/docker.sock. */
-    docker: dockerConfigSchema.default({}),
+    docker: dockerConfigSchema.prefault({}),
     /** Default: socket `<data_dir>/backer.sock`. */
-    api: apiConfigSchema.default({}),
+    api: apiConfigSchema.prefault({}),
     /** Default: concurrency 2. */
-    queue: queueConfigSchema.default({}),
+    queue: queueConfigSchema.prefault({}),
     /** Options of the volume source. Default: the helper image chosen at run time (see helper_image), no extra helper binds. */
-    volume: volumeConfigSchema.default({}),
+    volume: volumeConfigSchema.prefault({}),
     /** Where backups are stored. Default: none. */
     targets: z.array(targetSchema).default([]),
     /** Transforms mandates can apply, by name. Default: none. */

@@ -4,12 +4,16 @@ import { createLogger, SecretRegistry } from '../logging/logger.js';
 import { createQueue, type Queue } from '../queue/queue.js';
 import { createScheduler, type Scheduler } from '../scheduler/scheduler.js';
 import { stoppedContainersDir } from '../state/stopped-containers.js';
+import { createEventBus, type EventBus } from '../events/bus.js';
+import { createJobRunner, createRestorePlanner } from './jobs.js';
 import { createRecovery } from './recovery.js';
 import { createServices, type ServiceOptions, type Services } from './services.js';
 
 export interface Daemon {
   services: Services;
   queue: Queue;
+  /** Typed job events (job.queued/started/progress/succeeded/failed/cancelled). */
+  events: EventBus;
   scheduler: Scheduler;
   start(): Promise<void>;
   /** Stops in reverse order: API, recovery retries, scheduler, discovery, queue (running backups are aborted and cleaned up). Idempotent. */
@@ -33,16 +37,18 @@ export function createDaemon(options: DaemonOptions): Daemon {
     paused: options.schedulesPaused ?? false,
   });
   const services = createServices({ ...options, secrets, logger, onSnapshot: (s) => scheduler.update(s.mandates) });
+  const events = createEventBus();
   const queue = createQueue({
     concurrency: options.config.queue.concurrency,
-    run: (mandate, signal) => services.backup(mandate, signal),
+    run: createJobRunner(services),
+    events,
     logger: services.logger.child({ component: 'queue' }),
   });
   let started!: { resolve: () => void; reject: (err: unknown) => void };
   const ready = new Promise<void>((resolve, reject) => (started = { resolve, reject }));
   // Requests that arrive while a failed start shuts down get its error; nobody else awaits it.
   ready.catch(() => undefined);
-  const api: ApiServer = createApiServer(createApi({ services, queue, scheduler, ready }), options.config.api.socket);
+  const api: ApiServer = createApiServer(createApi({ services, queue, scheduler, ready, events, restores: createRestorePlanner(services) }), options.config.api.socket);
   const recovery = createRecovery({
     docker: services.docker,
     dir: stoppedContainersDir(options.config.data_dir),
@@ -63,6 +69,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   return {
     services,
     queue,
+    events,
     scheduler,
     async start() {
       try {

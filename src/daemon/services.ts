@@ -1,13 +1,13 @@
 import Docker from 'dockerode';
 import type { BackerConfig } from '../config/schema.js';
-import type { MandateSpec } from '../config/mandate-types.js';
+import type { MandateSpec } from '../mandates/types.js';
 import { createDiscovery, type Discovery } from '../discovery/discovery.js';
 import type { SkippedMandate } from '../discovery/snapshot.js';
 import { BackerError } from '../errors.js';
 import { createLogger, SecretRegistry, type Logger } from '../logging/logger.js';
 import { createMiddleware } from '../middleware/index.js';
 import type { Middleware } from '../middleware/types.js';
-import { runBackup, type BackupResult } from '../pipeline/run-backup.js';
+import { runBackup, type BackupOptions, type BackupResult, type BackupServices } from '../pipeline/run-backup.js';
 import { sources } from '../sources/index.js';
 import { stoppedContainersDir } from '../state/stopped-containers.js';
 import { createTarget } from '../targets/index.js';
@@ -25,7 +25,9 @@ export interface Services {
   discovery: Discovery;
   mandate(name: string): MandateSpec;
   /** Runs one backup of a mandate now; `override` replaces parts of it for this run only. */
-  backup(name: string, signal: AbortSignal, override?: Partial<Pick<MandateSpec, 'middleware' | 'targets'>>): Promise<BackupResult>;
+  backup(name: string, signal: AbortSignal, override?: Partial<Pick<MandateSpec, 'middleware' | 'targets'>>, options?: BackupOptions): Promise<BackupResult>;
+  /** What the pipelines (backup, restore, verify, drill) need: plugins, Docker, logging, settings. */
+  pipeline: BackupServices & { docker: Docker };
   close(): Promise<void>;
 }
 
@@ -92,9 +94,21 @@ export function createServices(options: ServiceOptions): Services {
     return found;
   };
 
+  const pipeline: BackupServices & { docker: Docker } = {
+    sources,
+    targets,
+    middleware,
+    // Host sources never touch Docker; a client that is never used costs nothing.
+    docker: docker ?? new Docker({ socketPath: config.docker.socket_path }),
+    logger,
+    registerSecret: (v) => secrets.add(v),
+    settings: { volumeHelperImage: config.volume.helper_image, volumeHelperBinds: config.volume.helper_binds, stoppedContainersDir: stoppedContainersDir(config.data_dir) },
+  };
+
   return {
     config,
     configFile: options.configFile,
+    pipeline,
     logger,
     secrets,
     docker,
@@ -102,20 +116,11 @@ export function createServices(options: ServiceOptions): Services {
     middleware,
     discovery,
     mandate,
-    backup(name, signal, override = {}) {
+    backup(name, signal, override = {}, backupOptions = {}) {
       if (!docker && mandate(name).source.container !== null) {
         throw new BackerError('DOCKER_UNAVAILABLE', 'Docker discovery is disabled', { component: 'daemon', permanent: true });
       }
-      return runBackup({ ...mandate(name), ...override }, {
-        sources,
-        targets,
-        middleware,
-        // Host sources never touch Docker; a client that is never used costs nothing.
-        docker: docker ?? new Docker({ socketPath: config.docker.socket_path }),
-        logger,
-        registerSecret: (v) => secrets.add(v),
-        settings: { volumeHelperImage: config.volume.helper_image, volumeHelperBinds: config.volume.helper_binds, stoppedContainersDir: stoppedContainersDir(config.data_dir) },
-      }, signal);
+      return runBackup({ ...mandate(name), ...override }, pipeline, signal, backupOptions);
     },
     async close() {
       await discovery.close();

@@ -1,9 +1,9 @@
 import type Docker from 'dockerode';
 import type { BackerConfig } from '../config/schema.js';
 import { notABoolean, parseBoolean } from '../config/boolean.js';
-import { labelsToRaw, parseMandate } from '../config/mandate.js';
-import { whereIn, type InvalidRefs } from '../config/problems.js';
-import type { ConfigProblem, MandateSpec } from '../config/mandate-types.js';
+import { labelsToRaw, parseMandate } from '../mandates/parse.js';
+import { whereIn, type ConfigProblem, type InvalidRefs } from '../config/problems.js';
+import type { MandateSpec } from '../mandates/types.js';
 import { describeError } from '../errors.js';
 import { envToRecord } from '../sources/docker-exec.js';
 import type { SourceRegistry } from '../sources/registry.js';

@@ -1,6 +1,10 @@
 import { z } from 'zod';
 
-export const MANIFEST_VERSION = 1;
+/**
+ * Version 2 adds `tags` (`safety` for the backup a restore takes first) and `source.stats` (what
+ * drills compare against). Readers accept version 1, which has neither.
+ */
+export const MANIFEST_VERSION = 2;
 export const MANIFEST_SUFFIX = '.manifest.json';
 
 const hex = (length: number) => z.string().regex(new RegExp(`^[0-9a-f]{${length}}$`));
@@ -19,7 +23,7 @@ export const stepSchema = digestSchema.extend({
 
 export const manifestSchema = z
   .object({
-    manifest_version: z.literal(MANIFEST_VERSION),
+    manifest_version: z.union([z.literal(1), z.literal(MANIFEST_VERSION)]),
     uuid: z.string().uuid(),
     name: z.string().min(1),
     mandate: z.string().min(1),
@@ -34,6 +38,8 @@ export const manifestSchema = z
         databases: z.array(z.string()),
       })
       .passthrough(),
+    /** `safety`: taken by a restore before it replaced the data; kept by its own retention rule. */
+    tags: z.array(z.string().min(1)).optional(),
     target: z.object({ name: z.string().min(1), type: z.string().min(1) }),
     steps: z.array(stepSchema).min(1),
     artifact: digestSchema.extend({ key: z.string().min(1), mime: z.string().min(1) }),

@@ -38,6 +38,8 @@ export function createAgeMiddleware(config: AgeMiddlewareConfig): Middleware {
     mime: 'application/age-encryption',
     // Recipients are public keys: argv is fine for them.
     encode: (signal) => spawnDuplex({ command: 'age', args: ['--encrypt', ...recipients], signal, component: COMPONENT }),
+    cannotDecode: () =>
+      config.identity === undefined && config.identity_file === undefined ? `age middleware ${config.name} has no identity or identity_file (it can only encrypt)` : null,
     decode: (signal) => {
       if (config.identity !== undefined) {
         return spawnDuplex({

@@ -100,6 +100,10 @@ export function createGpgMiddleware(config: GpgMiddlewareConfig): Middleware {
         }
         return { args: [...base, '--encrypt', ...h.recipients.flatMap((fpr) => ['--recipient', fpr])] };
       }, signal),
+    cannotDecode: () =>
+      !symmetric && config.private_key === undefined && config.private_key_file === undefined
+        ? `gpg middleware ${config.name} has public keys but no private_key or private_key_file (it can only encrypt)`
+        : null,
     decode: (signal) => {
       if (!symmetric && config.private_key === undefined && config.private_key_file === undefined) {
         return failedStream(

@@ -15,6 +15,11 @@ export interface Middleware {
   encode(signal: AbortSignal): Duplex;
   decode(signal: AbortSignal): Duplex;
   /**
+   * Why this middleware cannot decode (an encryption configured with public keys only), or null.
+   * Restores and verifications check it before they read a byte. Default: it can.
+   */
+  cannotDecode?: () => string | null;
+  /**
    * Frees what the middleware keeps between runs (gpg: its private GNUPGHOME and gpg-agent).
    * Idempotent. Optional: stateless middleware has nothing to free.
    */

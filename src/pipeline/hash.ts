@@ -9,10 +9,16 @@ export class HashingStream extends Transform {
   private size = 0;
   private result: Digest | undefined;
 
+  /** `onBytes`: called with the running size after each chunk (job progress). */
+  constructor(private readonly onBytes?: (size: number) => void) {
+    super();
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
     this.md5.update(chunk);
     this.sha256.update(chunk);
     this.size += chunk.length;
+    this.onBytes?.(this.size);
     callback(null, chunk);
   }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
-import type { MandateSpec } from '../config/mandate-types.js';
+import type { MandateSpec } from '../mandates/types.js';
 import { renderName } from '../config/name-pattern.js';
 import { BackerError, describeError, errorCode, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
@@ -72,7 +72,14 @@ function lookup<T>(map: ReadonlyMap<string, T>, name: string, kind: string, mand
  * The run has its own job scope: an error that escapes every handler inside it (see
  * src/daemon/crash-guard.ts) fails this backup, through `crashed`, and nothing else.
  */
-export async function runBackup(mandate: MandateSpec, services: BackupServices, signal: AbortSignal): Promise<BackupResult> {
+export interface BackupOptions {
+  /** Manifest tags: `safety` for the backup a restore takes first. Default none. */
+  tags?: string[];
+  /** Raw bytes dumped so far (progress), and the expected total when known. */
+  onBytes?: (bytes: number) => void;
+}
+
+export async function runBackup(mandate: MandateSpec, services: BackupServices, signal: AbortSignal, options: BackupOptions = {}): Promise<BackupResult> {
   const crash = new AbortController();
   const scope: JobScope = {
     mandate: mandate.name,
@@ -81,7 +88,7 @@ export async function runBackup(mandate: MandateSpec, services: BackupServices, 
       crash.abort(new BackerError('INTERNAL', 'an unexpected error ended this backup', { component: COMPONENT, cause: err }));
     },
   };
-  return runInJobScope(scope, () => runScoped(mandate, services, { cancel: signal, crash: crash.signal, scope }));
+  return runInJobScope(scope, () => runScoped(mandate, services, { cancel: signal, crash: crash.signal, scope }, options));
 }
 
 interface RunSignals {
@@ -92,7 +99,7 @@ interface RunSignals {
   scope: JobScope;
 }
 
-async function runScoped(mandate: MandateSpec, services: BackupServices, signals: RunSignals): Promise<BackupResult> {
+async function runScoped(mandate: MandateSpec, services: BackupServices, signals: RunSignals, options: BackupOptions): Promise<BackupResult> {
   const logger = services.logger.child({ mandate: mandate.name });
   const signal = AbortSignal.any([signals.cancel, signals.crash]);
   const uuid = randomUUID();
@@ -122,7 +129,7 @@ async function runScoped(mandate: MandateSpec, services: BackupServices, signals
     describe: mandate.describe,
   });
 
-  const { stages, hashes, extension, mime } = buildStages(dump, mandate.source.type, middleware, signal);
+  const { stages, hashes, extension, mime } = buildStages(dump, mandate.source.type, middleware, signal, options.onBytes);
   const artifactKey = `${mandate.name}/${name}${extension}`;
   const { streamError, settled, completedAt } = await streamToTargets(stages, targets, artifactKey, mime, signal);
   // On failure or abort the pipeline settles before the source's own cleanup has run (removing a
@@ -141,7 +148,7 @@ async function runScoped(mandate: MandateSpec, services: BackupServices, signals
   }
 
   const steps: Step[] = hashes.map(({ hash, processor, mime }) => ({ processor, mime, ...hash.digest() }));
-  const base = { uuid, name, mandate: mandate.name, createdAt, source: dump.info(), steps, artifactKey };
+  const base = { uuid, name, mandate: mandate.name, createdAt, source: dump.info(), steps, artifactKey, tags: options.tags ?? [] };
   const results: TargetResult[] = [];
   for (const [i, target] of targets.entries()) {
     const outcome = settled[i];
@@ -169,8 +176,9 @@ function buildStages(
   sourceType: string,
   middleware: readonly Middleware[],
   signal: AbortSignal,
+  onBytes?: (bytes: number) => void,
 ): { stages: (Duplex | Readable | Writable)[]; hashes: StepHash[]; extension: string; mime: string } {
-  const rawHash = new HashingStream();
+  const rawHash = new HashingStream(onBytes);
   const stages: (Duplex | Readable | Writable)[] = [dump.stream, rawHash];
   const hashes: StepHash[] = [{ hash: rawHash, processor: `source:${sourceType}`, mime: dump.mime }];
   for (const m of middleware) {
@@ -233,6 +241,7 @@ interface StoredArtifact {
   source: Manifest['source'];
   steps: Step[];
   artifactKey: string;
+  tags: string[];
 }
 
 /** Writes the manifest that turns the stored artifact into a backup, then applies retention. */
@@ -247,6 +256,7 @@ async function commitTarget(target: Target, stored: StoredArtifact, mandate: Man
     created_at: stored.createdAt.toISOString(),
     completed_at: stored.completedAt.toISOString(),
     source: stored.source,
+    ...(stored.tags.length > 0 ? { tags: stored.tags } : {}),
     target: { name: target.name, type: target.type },
     steps: stored.steps,
     artifact: { key: stored.artifactKey, size: last.size, md5: last.md5, sha256: last.sha256, mime: last.mime },

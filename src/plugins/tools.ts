@@ -1,8 +1,7 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
-import type { ConfigProblem } from '../config/mandate-types.js';
-import { NO_INVALID_REFS, whereIn, type InvalidRefs } from '../config/problems.js';
+import { NO_INVALID_REFS, whereIn, type ConfigProblem, type InvalidRefs } from '../config/problems.js';
 import type { BackerConfig } from '../config/schema.js';
 import { childEnv } from '../util/child-env.js';
 import { middlewarePlugins } from '../middleware/index.js';

@@ -1,16 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { BackerError, describeError, errorCode } from '../errors.js';
+import type { EventBus, JobProgress } from '../events/bus.js';
 import type { Logger } from '../logging/logger.js';
-import type { BackupResult } from '../pipeline/run-backup.js';
-import { createMemoryJobStore, TERMINAL_STATES, type Job, type JobStore, type JobTrigger } from './types.js';
+import { createMemoryJobStore, TERMINAL_STATES, type AnyJob, type JobKind, type JobOutcome, type JobStore, type JobTrigger } from './types.js';
+
+/** What runs a job: one function per kind, chosen by the daemon. */
+export interface JobRunContext {
+  signal: AbortSignal;
+  /** Reports bytes done (and the expected total): kept on the job and sent as `job.progress`. */
+  progress(progress: JobProgress): void;
+}
 
 export interface QueueOptions {
   /** Jobs running at once, across all mandates. Default 2. */
   concurrency: number;
-  run(mandate: string, signal: AbortSignal): Promise<BackupResult>;
+  run(job: AnyJob, context: JobRunContext): Promise<JobOutcome>;
   logger: Logger;
   store?: JobStore;
+  /** Receives job.queued/started/progress/succeeded/failed/cancelled. Default: none. */
+  events?: EventBus;
+}
+
+export interface EnqueueRequest {
+  kind: JobKind;
+  mandate: string;
+  trigger: JobTrigger;
+  params?: Record<string, unknown>;
 }
 
 export interface Queue {
@@ -18,16 +34,18 @@ export interface Queue {
    * Asks for a backup of `mandate`. While a job for it is still queued, the trigger is coalesced
    * with that job (returned as is); while one runs, the new job waits for it.
    */
-  enqueue(mandate: string, trigger: JobTrigger): Job;
-  get(id: string): Job | undefined;
-  list(filter?: { mandate?: string }): Job[];
+  enqueue(mandate: string, trigger: JobTrigger): AnyJob;
+  /** Any kind of job. Only backups coalesce with a queued job of the same mandate. */
+  submit(request: EnqueueRequest): AnyJob;
+  get(id: string): AnyJob | undefined;
+  list(filter?: { mandate?: string; kind?: JobKind }): AnyJob[];
   /**
    * Resolves with the job once it reached a terminal state, or, when `signal` aborts first (a wait
    * that timed out, a client that went away), with the job as it is then. Either way nothing of
    * the wait is left behind.
    */
-  wait(id: string, signal?: AbortSignal): Promise<Job>;
-  cancel(id: string): Job;
+  wait(id: string, signal?: AbortSignal): Promise<AnyJob>;
+  cancel(id: string): AnyJob;
   /** How many waits are pending (for tests and diagnostics: every finished wait is gone from it). */
   waiters(): number;
   start(): void;
@@ -47,28 +65,37 @@ export function createQueue(options: QueueOptions): Queue {
   let started = false;
   let closed = false;
 
-  const update = (job: Job, patch: Partial<Job>): Job => {
+  const update = (job: AnyJob, patch: Partial<AnyJob>): AnyJob => {
     const next = { ...job, ...patch };
     store.save(next);
     events.emit('change', next);
+    if (patch.state !== undefined) options.events?.emit({ type: patch.state === 'running' ? 'job.started' : `job.${patch.state}`, job: next });
     return next;
   };
 
-  const mustGet = (id: string): Job => {
+  const reportProgress = (id: string, progress: JobProgress): void => {
+    const job = store.get(id);
+    if (!job || job.state !== 'running') return;
+    store.save({ ...job, progress });
+    options.events?.emit({ type: 'job.progress', job_id: id, kind: job.kind, mandate: job.mandate, progress });
+  };
+
+  const mustGet = (id: string): AnyJob => {
     const job = store.get(id);
     if (!job) throw new BackerError('JOB_NOT_FOUND', `no job ${id}`, { component: 'queue', details: { job: id } });
     return job;
   };
 
-  const execute = async (job: Job, controller: AbortController): Promise<void> => {
+  const execute = async (job: AnyJob, controller: AbortController): Promise<void> => {
     let current = update(job, { state: 'running', started_at: new Date().toISOString() });
-    options.logger.info({ job: job.id, mandate: job.mandate, trigger: job.trigger }, 'job started');
+    options.logger.info({ job: job.id, kind: job.kind, mandate: job.mandate, trigger: job.trigger }, 'job started');
     try {
-      const result = await options.run(job.mandate, controller.signal);
+      const outcome = await options.run(current, { signal: controller.signal, progress: (p) => reportProgress(job.id, p) });
+      current = { ...current, progress: store.get(job.id)?.progress ?? current.progress };
       current = update(current, {
-        state: controller.signal.aborted ? 'cancelled' : result.status,
-        result,
-        error: result.error,
+        state: controller.signal.aborted ? 'cancelled' : outcome.status,
+        result: outcome.result,
+        error: outcome.error,
         finished_at: new Date().toISOString(),
       });
     } catch (err) {
@@ -79,7 +106,7 @@ export function createQueue(options: QueueOptions): Queue {
       });
     }
     const log = current.state === 'succeeded' ? options.logger.info.bind(options.logger) : options.logger.error.bind(options.logger);
-    log({ job: job.id, mandate: job.mandate, state: current.state, error: current.error?.message }, `job ${current.state}`);
+    log({ job: job.id, kind: job.kind, mandate: job.mandate, state: current.state, error: current.error?.message }, `job ${current.state}`);
   };
 
   const pump = (): void => {
@@ -107,34 +134,44 @@ export function createQueue(options: QueueOptions): Queue {
     }
   };
 
-  return {
-    enqueue(mandate, trigger) {
-      if (closed) throw new BackerError('INTERNAL', 'the queue is closed', { component: 'queue' });
-      const queued = pending.map((id) => store.get(id)).find((j) => j?.mandate === mandate && j.state === 'queued');
+  const submit = (request: EnqueueRequest): AnyJob => {
+    if (closed) throw new BackerError('INTERNAL', 'the queue is closed', { component: 'queue' });
+    if (request.kind === 'backup') {
+      const queued = pending.map((id) => store.get(id)).find((j) => j?.kind === 'backup' && j.mandate === request.mandate && j.state === 'queued');
       if (queued) return queued;
-      const job: Job = {
-        id: randomUUID(),
-        mandate,
-        trigger,
-        state: 'queued',
-        created_at: new Date().toISOString(),
-        started_at: null,
-        finished_at: null,
-        error: null,
-        result: null,
-      };
-      store.save(job);
-      pending.push(job.id);
-      events.emit('change', job);
-      pump();
-      return store.get(job.id) ?? job;
-    },
+    }
+    const job: AnyJob = {
+      id: randomUUID(),
+      kind: request.kind,
+      mandate: request.mandate,
+      params: request.params ?? null,
+      progress: null,
+      trigger: request.trigger,
+      state: 'queued',
+      created_at: new Date().toISOString(),
+      started_at: null,
+      finished_at: null,
+      error: null,
+      result: null,
+    };
+    store.save(job);
+    pending.push(job.id);
+    events.emit('change', job);
+    options.events?.emit({ type: 'job.queued', job });
+    pump();
+    return store.get(job.id) ?? job;
+  };
+
+  return {
+    enqueue: (mandate, trigger) => submit({ kind: 'backup', mandate, trigger }),
+    submit,
     get: (id) => store.get(id),
     list(filter) {
       // Reversed creation order first: the sort is stable, so jobs created in the same millisecond stay newest first.
       return store
         .list()
         .filter((j) => filter?.mandate === undefined || j.mandate === filter.mandate)
+        .filter((j) => filter?.kind === undefined || j.kind === filter.kind)
         .reverse()
         .sort((a, b) => b.created_at.localeCompare(a.created_at));
     },
@@ -142,12 +179,12 @@ export function createQueue(options: QueueOptions): Queue {
       const job = mustGet(id);
       if (TERMINAL_STATES.has(job.state) || signal?.aborted === true) return Promise.resolve(job);
       return new Promise((resolve) => {
-        const finish = (result: Job): void => {
+        const finish = (result: AnyJob): void => {
           events.off('change', listener);
           signal?.removeEventListener('abort', onAbort);
           resolve(result);
         };
-        const listener = (changed: Job): void => {
+        const listener = (changed: AnyJob): void => {
           if (changed.id === id && TERMINAL_STATES.has(changed.state)) finish(changed);
         };
         // The store may have forgotten the job meanwhile: then the last state this wait knew.

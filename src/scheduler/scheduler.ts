@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import type { MandateSpec } from '../config/mandate-types.js';
+import type { MandateSpec } from '../mandates/types.js';
 import type { Logger } from '../logging/logger.js';
 
 export interface Scheduler {

@@ -191,17 +191,26 @@ async function feedCommand(
   input: Readable,
   options: RunOptions,
 ): Promise<string> {
+  // An input that already failed (a decode that broke before the restore began) never ends: say why now.
+  if (input.errored) throw input.errored;
+  if (input.destroyed) throw new BackerError('RESTORE_FAILED', `the input of ${cmd[0] ?? ''} in container ${container} was closed before it started`, { component });
   const handle = await exec(cmd, { ...options, stdin: input });
   const chunks: Buffer[] = [];
   let inputError: unknown;
   input.once('error', (err) => (inputError = err));
+  let readError: unknown;
   try {
     for await (const chunk of handle.stdout) chunks.push(chunk as Buffer);
   } catch (err) {
-    throw (inputError ?? err) as Error;
+    readError = err;
   }
+  // After a failure the command may still run (say, about to create its output file): the
+  // caller's clean-up must come after its end, so its exit is always awaited.
+  const exit = await handle.result().catch((err: unknown) => err as Error);
+  // The input's own error (a hash mismatch, a decode that failed) is the cause of anything after it.
   if (inputError !== undefined) throw inputError as Error;
-  const { exitCode, stderr } = await handle.result();
+  if (exit instanceof Error) throw exit;
+  const { exitCode, stderr } = exit;
   const stdout = Buffer.concat(chunks).toString('utf8');
   if (exitCode !== 0) {
     const reason = lastLines(stderr || stdout);
@@ -210,5 +219,6 @@ async function feedCommand(
       details: { container, exit_code: exitCode },
     });
   }
+  if (readError !== undefined) throw readError as Error;
   return stdout;
 }

@@ -141,8 +141,14 @@ export async function execStream(docker: Docker, container: string, options: Exe
     throw new BackerError('DOCKER_UNAVAILABLE', `cannot run ${options.cmd[0] ?? ''} in container ${container}`, { component, details: { container }, cause: err });
   }
   const demux = new DemuxStream(stderr);
-  const stdout = pipeline(raw as unknown as Readable, demux, () => undefined);
-  if (options.stdin !== undefined) feedStdin(options.stdin, raw as unknown as Duplex, stdout);
+  const connection = raw as unknown as Duplex;
+  const stdout = options.stdin === undefined ? pipeline(connection, demux, () => undefined) : withStdin(exec, connection, demux, options.stdin);
+  // Aborting the request does not close a connection that was already hijacked: close it here.
+  const abort = (): void => {
+    connection.destroy(new BackerError('JOB_CANCELLED', 'cancelled', { component }));
+  };
+  options.signal?.addEventListener('abort', abort, { once: true });
+  stdout.once('close', () => options.signal?.removeEventListener('abort', abort));
   return {
     stdout,
     async result() {
@@ -164,11 +170,55 @@ export async function execStream(docker: Docker, container: string, options: Exe
 }
 
 /**
+ * An exec with stdin: the engine keeps the output open while stdin is open, so a command that
+ * exits early (a SQL error) with our input stuck behind backpressure would wait forever. The
+ * exit is watched instead: once the process is gone, its remaining output is taken and the
+ * connection closed, whatever the input still holds.
+ */
+function withStdin(exec: Docker.Exec, connection: Duplex, demux: DemuxStream, input: Readable): Readable {
+  connection.pipe(demux);
+  connection.on('error', (err) => demux.destroy(err));
+  // A connection the engine closed after the process's end: the output is complete.
+  connection.on('close', () => {
+    if (!demux.writableEnded && !demux.destroyed) demux.end();
+  });
+  demux.on('close', () => {
+    if (!connection.destroyed) connection.destroy();
+  });
+  feedStdin(input, connection, demux);
+  const timer = setInterval(() => {
+    exec.inspect().then(
+      (state) => {
+        if (state.Running) return;
+        clearInterval(timer);
+        // A moment for the last output frames, then the connection is closed.
+        setTimeout(() => {
+          connection.unpipe(demux);
+          if (!demux.writableEnded && !demux.destroyed) demux.end();
+          connection.destroy();
+        }, 300);
+      },
+      () => undefined,
+    );
+  }, 300);
+  demux.once('close', () => clearInterval(timer));
+  demux.once('end', () => clearInterval(timer));
+  return demux;
+}
+
+/**
  * Writes `input` into the hijacked connection with backpressure and half-closes it at the end:
  * the engine then closes the process's stdin, so `mariadb < dump` sees its end of file. An error
  * of the input (a decode that failed, a hash mismatch) ends the exec's output with that error.
  */
 function feedStdin(input: Readable, connection: Duplex, output: Readable): void {
+  if (input.destroyed && !input.readableEnded) {
+    // It failed (or was closed) while the exec started: no 'error' comes any more, and piping it
+    // would leave the process waiting on an open stdin forever.
+    output.destroy(input.errored ?? new Error('the input was closed before it ended'));
+    connection.destroy();
+    return;
+  }
   input.on('error', (err) => {
     output.destroy(err);
     connection.destroy();

@@ -5,8 +5,10 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { BackerError, describeError } from '../errors.js';
 import { childEnv } from '../util/child-env.js';
 import { TailBuffer } from './docker-exec.js';
+import { checkFiles, planFilesRestore, restoreFiles } from './files-restore.js';
+import { TarScanner, TreeHasher } from './files-tar.js';
 import { labelError } from './options.js';
-import type { Dump, DumpContext, OptionOrigin, SourceDefinition } from './types.js';
+import { defineSource, type Dump, type DumpContext, type OptionOrigin } from './types.js';
 
 export interface FilesOptions {
   /** Absolute host directory to archive. Required. */
@@ -246,18 +248,33 @@ async function dump(options: FilesOptions, _target: { container: string | null }
       });
     },
   });
+  // The drill's reference (files, bytes, tree_sha256), hashed in process while the archive streams.
+  const tree = new TreeHasher();
+  const scanner = new TarScanner(undefined, tree);
   child.stdout.on('error', (err) => verify.destroy(err));
+  scanner.on('error', (err) => verify.destroy(err));
   verify.on('close', () => {
     if (child.exitCode === null) child.kill('SIGTERM');
   });
-  child.stdout.pipe(verify);
+  child.stdout.pipe(scanner).pipe(verify);
   const extra = { ...(options.include.length ? { include: options.include } : {}), ...(options.exclude.length ? { exclude: options.exclude } : {}) };
   return {
     stream: verify,
     mime: 'application/x-tar',
     extension: '.tar',
-    info: () => ({ type: 'files', container: null, image: null, databases: [], paths: [options.path], ...extra }),
+    info: () => ({ type: 'files', container: null, image: null, databases: [], paths: [options.path], ...extra, stats: tree.stats() }),
   };
 }
 
-export const filesSource: SourceDefinition<FilesOptions> = { type: 'files', needsContainer: false, hostOnly: true, parse, dump };
+export const filesSource = defineSource<FilesOptions>({
+  type: 'files',
+  needsContainer: false,
+  hostOnly: true,
+  tools: ['tar'],
+  databases: false,
+  parse,
+  dump,
+  planRestore: planFilesRestore,
+  restore: restoreFiles,
+  check: checkFiles,
+});

@@ -1,11 +1,12 @@
-import { Transform, type TransformCallback } from 'node:stream';
-import type Docker from 'dockerode';
+import { pipeline } from 'node:stream';
 import { BackerError } from '../errors.js';
 import { parseRef, type Ref } from '../config/refs.js';
-import { resolveInContainer } from './resolve.js';
-import { execCapture, execStream, lastLines, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
+import { openContainerRun, type ContainerRun } from './container-run.js';
+import { CLIENT_TOOLS, COMPONENT, DUMP_TOOLS, openSession, sessionFor, type MysqlSession } from './mysql-client.js';
+import { destinationOf, planMysqlRestore, runMysqlRestore } from './mysql-restore.js';
+import { collectStats, drillChecks, dumpScanner, type MysqlStats } from './mysql-stats.js';
 import { labelError, optionWhere, parseNameList, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
-import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
+import { defineSource, type Dump, type DumpContext, type OptionOrigin, type SourceInfo, type SourceTarget } from './types.js';
 
 export interface MysqlOptions {
   /** Default `Text:root`. */
@@ -20,7 +21,6 @@ export interface MysqlOptions {
   options: ToolOptions;
 }
 
-const COMPONENT = 'source mysql';
 const KNOWN_KEYS = new Set(['user', 'password', 'database', 'ignore_tables', 'include_tables', 'ignore_data']);
 const TABLE_NAME = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)?$/;
 const DATABASE_NAME = /^[A-Za-z0-9_$-]+$/;
@@ -86,83 +86,47 @@ function qualify(tables: string[], databases: string[]): string[] {
   return tables.flatMap((t) => (t.includes('.') ? [t] : databases.map((d) => `${d}.${t}`)));
 }
 
-async function findTool(docker: Docker, container: string, user: string): Promise<string> {
-  for (const tool of ['mariadb-dump', 'mysqldump']) {
-    try {
-      const { exitCode } = await execCapture(docker, container, { cmd: [tool, '--version'], user }, COMPONENT);
-      if (exitCode === 0) return tool;
-    } catch (err) {
-      if (err instanceof BackerError && err.code !== 'DOCKER_UNAVAILABLE') throw err;
-    }
-  }
-  throw new BackerError('TOOL_MISSING', `container ${container} has neither mariadb-dump nor mysqldump on its PATH`, {
-    component: COMPONENT,
-    details: { container },
-    permanent: true,
-  });
-}
-
-function resolve(ref: Ref, info: ContainerInfo, context: DumpContext, secret = false): Promise<string> {
-  return resolveInContainer(ref, info, context, COMPONENT, { secret });
-}
-
-/**
- * Checks the end of the dump while it streams: the stream ends only if the tool exited 0 and
- * the dump ends with mysqldump's completion trailer; otherwise it errors, so the targets abort.
- */
-function verifier(
-  result: () => Promise<{ exitCode: number; stderr: string }>,
-  container: string,
-  tool: string,
-  onHeader: (header: string) => void,
-): Transform {
-  const tail = new TailBuffer(256);
-  let head = '';
-  return new Transform({
-    transform(chunk: Buffer, _enc, callback: TransformCallback) {
-      tail.push(chunk);
-      if (head.length < 2048) {
-        head += chunk.subarray(0, 2048 - head.length).toString('utf8');
-        if (head.length >= 2048 || head.includes('\n\n')) onHeader(head);
-      }
-      callback(null, chunk);
-    },
-    flush(callback: TransformCallback) {
-      result().then(
-        ({ exitCode, stderr }) => {
-          const reason = lastLines(stderr);
-          if (exitCode !== 0) {
-            callback(new BackerError('DUMP_FAILED', `${tool} in container ${container} exited with code ${exitCode}${reason ? `: ${reason}` : ''}`, {
-              component: COMPONENT,
-              details: { container, exit_code: exitCode },
-            }));
-          } else if (!TRAILER.test(tail.toString())) {
-            callback(new BackerError('DUMP_TRUNCATED', `${tool} output from container ${container} ends without "-- Dump completed": the dump is incomplete`, {
-              component: COMPONENT,
-              details: { container },
-            }));
-          } else {
-            callback();
-          }
-        },
-        (err: unknown) => callback(err as Error),
-      );
-    },
-  });
-}
-
-async function dump(options: MysqlOptions, target: { container: string | null }, context: DumpContext): Promise<Dump> {
-  const container = target.container;
-  if (container === null) throw new BackerError('LABEL_INVALID', 'mysql mandates need a container', { component: COMPONENT, permanent: true });
-  const info = await runningContainer(context.docker, container, COMPONENT);
-  const user = await resolve(options.user, info, context);
-  const password = options.password === null ? null : await resolve(options.password, info, context, true);
-  const databaseValue = await resolve(options.database, info, context);
-  const databases = parseDatabaseList(databaseValue, (msg) =>
+async function dump(options: MysqlOptions, target: SourceTarget, context: DumpContext): Promise<Dump> {
+  const run = await openContainerRun(context, target.container, COMPONENT);
+  const container = run.name;
+  const user = await run.resolve(options.user);
+  const password = options.password === null ? null : await run.resolve(options.password, { secret: true });
+  const databases = parseDatabaseList(await run.resolve(options.database), (msg) =>
     new BackerError('LABEL_INVALID', `${optionWhere(context, container, 'mysql.database')}: ${msg}`, { component: COMPONENT, permanent: true }),
   );
-  const tool = await findTool(context.docker, container, info.user);
+  const { tool } = await run.probe(DUMP_TOOLS, { user: run.info.user });
+  const client = await statsClient(run, user, password);
 
+  const named = databases === '*' ? [] : databases;
+  const args = dumpArgs(options, user, databases);
+  context.logger.debug({ container, tool, args }, 'starting dump');
+  // MYSQL_PWD (sessionFor): the documented environment variable for the password, so it never shows in argv.
+  const handle = await run.exec([tool, ...args], { env: sessionFor(run, tool, user, password).env });
+  let serverVersion: string | null = null;
+  let stats: MysqlStats | null = null;
+  const verified = run.verified(handle, tool, {
+    // mysqldump's header names the server: "-- Server version\t10.11.6-MariaDB-0+deb12u1".
+    onHead: (head) => (serverVersion = /^-- Server version\s+(.+)$/m.exec(head)?.[1]?.trim() ?? null),
+    check: (tail) => (TRAILER.test(tail.toString('utf8')) ? null : 'ends without "-- Dump completed"'),
+  });
+  const scanner = dumpScanner(options.includeTables.length > 0 ? (named[0] ?? null) : null, async (objects) => {
+    if (client !== null) stats = await collectStats(client, objects, qualify(options.ignoreData, named));
+  });
+  const stream = pipeline(verified, scanner, () => undefined);
+  const sourceInfo = (): SourceInfo => ({
+    type: 'mysql',
+    container,
+    image: run.info.image,
+    databases: databases === '*' ? ['*'] : named,
+    tool,
+    server_version: serverVersion,
+    ...(options.includeTables.length > 0 ? { include_tables: options.includeTables } : {}),
+    ...(stats === null ? {} : { stats }),
+  });
+  return { stream, mime: 'application/sql', extension: '.sql', info: sourceInfo };
+}
+
+function dumpArgs(options: MysqlOptions, user: string, databases: string[] | '*'): string[] {
   const args = [`--user=${user}`, ...toolArgs(DEFAULTS, options.options)];
   const named = databases === '*' ? [] : databases;
   for (const t of qualify(options.ignoreTables, named)) args.push(`--ignore-table=${t}`);
@@ -170,35 +134,32 @@ async function dump(options: MysqlOptions, target: { container: string | null },
   if (databases === '*') args.push('--all-databases');
   else if (options.includeTables.length > 0) args.push(named[0] ?? '', ...options.includeTables);
   else args.push('--databases', ...named);
-
-  context.logger.debug({ container, tool, args }, 'starting dump');
-  // MYSQL_PWD: the documented environment variable for the password, so it never shows in argv.
-  const handle = await execStream(
-    context.docker,
-    container,
-    { cmd: [tool, ...args], env: password === null ? [] : [`MYSQL_PWD=${password}`], signal: context.signal },
-    COMPONENT,
-  );
-  let serverVersion: string | null = null;
-  // mysqldump's header names the server: "-- Server version\t10.11.6-MariaDB-0+deb12u1".
-  const stream = handle.stdout.pipe(
-    verifier(() => handle.result(), container, tool, (header) => {
-      serverVersion ??= /^-- Server version\s+(.+)$/m.exec(header)?.[1]?.trim() ?? null;
-    }),
-  );
-  handle.stdout.on('error', (err) => stream.destroy(err));
-  stream.on('close', () => {
-    if (!handle.stdout.destroyed) handle.stdout.destroy();
-  });
-  const sourceInfo = (): SourceInfo => ({
-    type: 'mysql',
-    container,
-    image: info.image,
-    databases: databases === '*' ? ['*'] : named,
-    tool,
-    server_version: serverVersion,
-  });
-  return { stream, mime: 'application/sql', extension: '.sql', info: sourceInfo };
+  return args;
 }
 
-export const mysqlSource: SourceDefinition<MysqlOptions> = { type: 'mysql', needsContainer: true, parse, dump };
+/** The client for the row counts of `stats`; without one the backup records none (drills then only CHECK TABLE). */
+async function statsClient(run: ContainerRun, user: string, password: string | null): Promise<MysqlSession | null> {
+  try {
+    const { tool } = await run.probe(CLIENT_TOOLS, { user: run.info.user });
+    return sessionFor(run, tool, user, password);
+  } catch (err) {
+    if (!(err instanceof BackerError) || err.code !== 'TOOL_MISSING') throw err;
+    run.context.logger.warn({ container: run.name }, `${err.message}: the backup records no row counts`);
+    return null;
+  }
+}
+
+export const mysqlSource = defineSource<MysqlOptions>({
+  type: 'mysql',
+  needsContainer: true,
+  tools: ['mariadb-dump|mysqldump', 'mariadb|mysql'],
+  databases: true,
+  parse,
+  dump,
+  planRestore: (options, request, context) => planMysqlRestore(options, request, context),
+  restore: (options, request, input, context) => runMysqlRestore(options, request, input, context),
+  async check(options, request, context) {
+    const run = await openContainerRun(context, destinationOf(request), COMPONENT);
+    return drillChecks(await openSession(run, options), request);
+  },
+});

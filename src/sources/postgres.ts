@@ -1,12 +1,13 @@
 import { Readable } from 'node:stream';
-import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
 import { notABoolean, parseBoolean } from '../config/boolean.js';
 import { parseRef, type Ref } from '../config/refs.js';
-import { resolveInContainer } from './resolve.js';
-import { execCapture, execStream, lastLines, runningContainer, TailBuffer, type ContainerInfo } from './docker-exec.js';
+import { openContainerRun, type CompletenessCheck } from './container-run.js';
 import { labelError, optionWhere, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
-import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
+import { COMPONENT, connect, conninfoDbname, psqlFields, requireTools, tableCounts, type PgConnection } from './postgres-conn.js';
+import { PREEXISTING } from './postgres-plain.js';
+import { check, planRestore, restore } from './postgres-restore.js';
+import { defineSource, type Dump, type DumpContext, type OptionOrigin, type SourceDefinition, type SourceInfo, type SourceTarget } from './types.js';
 
 export type PostgresFormat = 'plain' | 'custom';
 
@@ -29,7 +30,6 @@ export interface PostgresOptions {
   options: ToolOptions;
 }
 
-const COMPONENT = 'source postgres';
 const KNOWN_KEYS = new Set(['user', 'password', 'database', 'format', 'globals', 'exec_user', 'socket_dir']);
 const EXEC_USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
 // eslint-disable-next-line no-control-regex
@@ -57,8 +57,6 @@ const DUMP_TRAILER = /\n-- PostgreSQL database dump complete\n--\n\s*(\\unrestri
 const GLOBALS_TRAILER = /\n-- PostgreSQL database cluster dump complete\n--\s*$/;
 const CUSTOM_MAGIC = 'PGDMP';
 const LIST_DATABASES = 'SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1';
-/** Databases every cluster has: `--create` would fail on restore, so they get a `\connect` instead (like pg_dumpall). */
-const PREEXISTING = new Set(['postgres', 'template1']);
 
 function parse(raw: Record<string, string>, origin: OptionOrigin): PostgresOptions {
   for (const key of Object.keys(raw)) {
@@ -122,7 +120,7 @@ function refuseAbbreviations(raw: Record<string, string>, refused: ReadonlySet<s
   }
 }
 
-function parseDatabaseList(value: string, fail: (message: string) => Error): string[] | '*' {
+export function parseDatabaseList(value: string, fail: (message: string) => Error): string[] | '*' {
   const trimmed = value.trim();
   if (trimmed === '*') return '*';
   const names = trimmed.split(',').map((s) => s.trim()).filter(Boolean);
@@ -133,71 +131,28 @@ function parseDatabaseList(value: string, fail: (message: string) => Error): str
   return [...new Set(names)];
 }
 
-/** A libpq connection string naming only the database, so that no name is ever read as `key=value` options. */
-function conninfoDbname(name: string): string {
-  return `dbname='${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
-interface Connection {
-  container: string;
-  docker: Docker;
-  execUser: string;
-  user: string;
-  /** `--username`, `--host` and `--no-password`. */
-  args: string[];
-  /** PGPASSWORD, and the container's PGHOST/PGHOSTADDR cleared so that only the unix socket is used. */
-  env: string[];
-  signal: AbortSignal;
-  /** Where `postgres.database` was written, for "no such database". */
-  databaseWhere: string;
-}
-
-function resolve(ref: Ref, info: ContainerInfo, execUser: string, context: DumpContext, secret = false): Promise<string> {
-  return resolveInContainer(ref, info, context, COMPONENT, { secret, execUser });
-}
-
-/** Runs `<tool> --version` for every tool needed; returns pg_dump's version line. */
-async function checkTools(docker: Docker, container: string, execUser: string, tools: string[]): Promise<string> {
-  const missing: string[] = [];
-  let version = '';
-  for (const tool of tools) {
-    const { exitCode, stdout } = await execCapture(docker, container, { cmd: [tool, '--version'], user: execUser }, COMPONENT);
-    if (exitCode !== 0) missing.push(tool);
-    else if (tool === 'pg_dump') version = stdout.trim();
-  }
-  if (missing.length > 0) {
-    throw new BackerError('TOOL_MISSING', `container ${container} has no ${missing.join(', ')} on its PATH (needed: ${tools.join(', ')}; they come with the PostgreSQL client of the server's image)`, {
-      component: COMPONENT,
-      details: { container, missing },
-      permanent: true,
-    });
-  }
-  return version;
-}
-
 /** Server version and, for `*`, the databases; also fails fast (before any byte is stored) on a bad password. */
-async function probe(conn: Connection, databases: string[] | '*'): Promise<{ serverVersion: string; databases: string[] }> {
+async function probe(conn: PgConnection, databases: string[] | '*', databaseWhere: string): Promise<{ serverVersion: string; databases: string[] }> {
   // pg_dumpall's choice for `*`: the `postgres` database, else template1.
   const candidates = databases === '*' ? ['postgres', 'template1'] : [databases[0] ?? 'postgres'];
   let failure = '';
   for (const [i, db] of candidates.entries()) {
     const list = databases === '*' ? LIST_DATABASES : 'SELECT datname FROM pg_database';
-    const cmd = ['psql', '-X', '-A', '-t', '-0', '-v', 'ON_ERROR_STOP=1', ...conn.args, `--dbname=${conninfoDbname(db)}`, '-c', 'SHOW server_version', '-c', list];
-    const { exitCode, stdout, stderr } = await execCapture(conn.docker, conn.container, { cmd, env: conn.env, user: conn.execUser, signal: conn.signal }, COMPONENT);
-    if (exitCode === 0) {
-      const [serverVersion = '', ...names] = stdout.split('\0').filter((s) => s.length > 0);
+    const result = await psqlFields(conn, db, ['SHOW server_version', list]);
+    if ('fields' in result) {
+      const [serverVersion = '', ...names] = result.fields;
       if (databases === '*') return { serverVersion, databases: names };
       // Checked up front, so that a typo fails before any byte is stored rather than after the first databases.
       const missing = databases.filter((d) => !names.includes(d));
       if (missing.length > 0) {
-        throw new BackerError('DUMP_FAILED', `container ${conn.container} has no database ${missing.map((d) => JSON.stringify(d)).join(', ')} (from ${conn.databaseWhere})`, {
+        throw new BackerError('DUMP_FAILED', `container ${conn.container} has no database ${missing.map((d) => JSON.stringify(d)).join(', ')} (from ${databaseWhere})`, {
           component: COMPONENT,
           details: { container: conn.container, missing },
         });
       }
       return { serverVersion, databases };
     }
-    failure = lastLines(stderr || stdout);
+    failure = result.failure;
     if (!(i + 1 < candidates.length && /database ".*" does not exist/.test(failure))) break;
   }
   throw new BackerError('DUMP_FAILED', `psql in container ${conn.container} cannot connect to PostgreSQL as user ${JSON.stringify(conn.user)}: ${failure}`, {
@@ -215,96 +170,65 @@ interface Part {
   check: 'plain' | 'globals' | 'custom';
 }
 
+/** The completion check of one part: the trailer of plain SQL, the magic of a custom archive. */
+function completeness(check: Part['check']): CompletenessCheck {
+  if (check === 'custom') {
+    let head = '';
+    return {
+      onHead: (h) => (head = h),
+      check: () => (head.startsWith(CUSTOM_MAGIC) ? null : `was expected to start with "${CUSTOM_MAGIC}"`),
+    };
+  }
+  const trailer = check === 'plain' ? DUMP_TRAILER : GLOBALS_TRAILER;
+  const name = check === 'plain' ? 'database' : 'database cluster';
+  return { tailBytes: 512, check: (tail) => (trailer.test(tail.toString('utf8')) ? null : `was expected to end with "-- PostgreSQL ${name} dump complete"`) };
+}
+
 /**
  * Runs the parts one after another into one stream. Each tool must exit 0 (checked before the
  * next starts) and its output must end with its completion trailer (plain) or start with the
  * archive magic (custom); otherwise the stream errors and the targets abort.
  */
-async function* produce(conn: Connection, parts: Part[], logger: DumpContext['logger']): AsyncGenerator<Buffer> {
+async function* produce(conn: PgConnection, parts: Part[], context: DumpContext): AsyncGenerator<Buffer> {
   for (const part of parts) {
     if (part.prefix !== '') yield Buffer.from(part.prefix);
-    logger.debug({ container: conn.container, cmd: part.cmd }, `dumping ${part.what}`);
-    const handle = await execStream(conn.docker, conn.container, { cmd: part.cmd, env: conn.env, user: conn.execUser, signal: conn.signal }, COMPONENT);
-    const tail = new TailBuffer(512);
-    let head = Buffer.alloc(0);
+    context.logger.debug({ container: conn.container, cmd: part.cmd }, `dumping ${part.what}`);
+    const label = `${part.cmd[0] ?? 'pg_dump'} of ${part.what}`;
+    const handle = await conn.run.exec(part.cmd, { env: conn.env, user: conn.execUser });
     try {
-      for await (const chunk of handle.stdout) {
-        const buf = chunk as Buffer;
-        tail.push(buf);
-        if (head.length < CUSTOM_MAGIC.length) head = Buffer.concat([head, buf.subarray(0, CUSTOM_MAGIC.length - head.length)]);
-        yield buf;
-      }
+      for await (const chunk of conn.run.verified(handle, label, completeness(part.check))) yield chunk as Buffer;
     } catch (err) {
-      if (err instanceof BackerError || conn.signal.aborted) throw err;
-      throw new BackerError('DUMP_FAILED', `reading the output of ${part.cmd[0] ?? 'pg_dump'} (${part.what}) from container ${conn.container} failed`, {
+      if (context.signal.aborted || (err instanceof BackerError && err.message.startsWith(label))) throw err;
+      throw new BackerError('DUMP_FAILED', `${label} in container ${conn.container} did not finish: the container or its exec went away during the dump`, {
         component: COMPONENT,
         details: { container: conn.container },
         cause: err,
-      });
-    } finally {
-      // Reached early when the consumer stops: closing the exec's stream ends the tool (SIGPIPE).
-      if (!handle.stdout.destroyed) handle.stdout.destroy();
-    }
-    const tool = part.cmd[0] ?? 'pg_dump';
-    let result: { exitCode: number; stderr: string };
-    try {
-      result = await handle.result();
-    } catch (err) {
-      throw new BackerError('DUMP_FAILED', `${tool} of ${part.what} in container ${conn.container} did not finish: the container or its exec went away during the dump`, {
-        component: COMPONENT,
-        details: { container: conn.container },
-        cause: err,
-      });
-    }
-    if (result.exitCode !== 0) {
-      const reason = lastLines(result.stderr);
-      const killed = result.exitCode > 128 ? ` (killed by signal ${result.exitCode - 128}: was the container stopped or removed during the dump?)` : '';
-      throw new BackerError('DUMP_FAILED', `${tool} of ${part.what} in container ${conn.container} exited with code ${result.exitCode}${killed}${reason ? `: ${reason}` : ''}`, {
-        component: COMPONENT,
-        details: { container: conn.container, exit_code: result.exitCode },
-      });
-    }
-    const ok =
-      part.check === 'custom'
-        ? head.toString('latin1') === CUSTOM_MAGIC
-        : (part.check === 'plain' ? DUMP_TRAILER : GLOBALS_TRAILER).test(tail.toString());
-    if (!ok) {
-      const expected = part.check === 'custom' ? `to start with "${CUSTOM_MAGIC}"` : `to end with "-- PostgreSQL ${part.check === 'plain' ? 'database' : 'database cluster'} dump complete"`;
-      throw new BackerError('DUMP_TRUNCATED', `${tool} output of ${part.what} from container ${conn.container} was expected ${expected}: the dump is incomplete`, {
-        component: COMPONENT,
-        details: { container: conn.container },
       });
     }
   }
 }
 
-async function dump(options: PostgresOptions, target: { container: string | null }, context: DumpContext): Promise<Dump> {
-  const container = target.container;
-  if (container === null) throw new BackerError('LABEL_INVALID', 'postgres mandates need a container', { component: COMPONENT, permanent: true });
-  const info = await runningContainer(context.docker, container, COMPONENT);
-  const execUser = options.execUser ?? info.user;
-  const user = await resolve(options.user, info, execUser, context);
-  const password = options.password === null ? null : await resolve(options.password, info, execUser, context, true);
-  const labelFail = (msg: string): BackerError =>
-    new BackerError('LABEL_INVALID', `${optionWhere(context, container, 'postgres.database')}: ${msg}`, { component: COMPONENT, permanent: true });
-  const requested = parseDatabaseList(await resolve(options.database, info, execUser, context), labelFail);
-  if (options.format === 'custom' && (requested === '*' || requested.length > 1)) throw labelFail(CUSTOM_ONE_DATABASE);
+/**
+ * pg_dump options that choose what is dumped: with one of them the tables counted at dump time
+ * are not the tables the dump holds, so no row counts are recorded for drills.
+ */
+const SELECTING = ['schema', 'exclude-schema', 'table', 'exclude-table', 'exclude-table-data', 'schema-only', 'extension', 'exclude-extension'];
 
-  const tools = ['pg_dump', 'psql', ...(options.globals ? ['pg_dumpall'] : [])];
-  const toolVersion = await checkTools(context.docker, container, execUser, tools);
-
-  const args = [`--username=${user}`, '--no-password', ...(options.socketDir === null ? [] : [`--host=${options.socketDir}`])];
-  // Only the unix socket: a PGHOST/PGHOSTADDR in the container's environment could point elsewhere.
-  const env = ['PGHOST=', 'PGHOSTADDR=', ...(password === null ? [] : [`PGPASSWORD=${password}`])];
-  const conn: Connection = { container, docker: context.docker, execUser, user, args, env, signal: context.signal, databaseWhere: optionWhere(context, container, 'postgres.database') };
-  const { serverVersion, databases } = await probe(conn, requested);
-  if (databases.length === 0) {
-    throw new BackerError('DUMP_FAILED', `container ${container} has no database to dump (none is both non-template and open for connections)`, {
-      component: COMPONENT,
-      details: { container },
-    });
+/**
+ * Exact row counts (`db.schema.table`), taken just before each database is dumped. pg_dump reads
+ * its own snapshot a moment later, so rows written in between make a drill report a difference:
+ * drills compare against backups of quiet databases, or of ones where that is what they should see.
+ */
+async function countTables(conn: PgConnection, databases: string[], options: PostgresOptions): Promise<Record<string, number> | undefined> {
+  if ([...options.options.keys()].some((name) => SELECTING.some((s) => s.startsWith(name)))) return undefined;
+  const tables: Record<string, number> = {};
+  for (const db of databases) {
+    for (const [table, rows] of await tableCounts(conn, db, 'DUMP_FAILED')) tables[`${db}.${table}`] = rows;
   }
+  return tables;
+}
 
+function dumpParts(options: PostgresOptions, databases: string[], args: string[]): Part[] {
   const parts: Part[] = [];
   if (options.globals) parts.push({ what: 'globals', cmd: ['pg_dumpall', ...args, '--globals-only'], prefix: '', check: 'globals' });
   const userArgs = toolArgs(new Map(), options.options);
@@ -319,22 +243,52 @@ async function dump(options: PostgresOptions, target: { container: string | null
       check: plain ? 'plain' : 'custom',
     });
   }
+  return parts;
+}
 
-  const stream = Readable.from(produce(conn, parts, context.logger), { objectMode: false });
+async function dump(options: PostgresOptions, target: SourceTarget, context: DumpContext): Promise<Dump> {
+  const run = await openContainerRun(context, target.container, COMPONENT);
+  const conn = await connect(run, options);
+  const databaseWhere = optionWhere(context, run.name, 'postgres.database');
+  const labelFail = (msg: string): BackerError => new BackerError('LABEL_INVALID', `${databaseWhere}: ${msg}`, { component: COMPONENT, permanent: true });
+  const requested = parseDatabaseList(await run.resolve(options.database, { execUser: conn.execUser }), labelFail);
+  if (options.format === 'custom' && (requested === '*' || requested.length > 1)) throw labelFail(CUSTOM_ONE_DATABASE);
+
+  const toolVersion = (await requireTools(conn, ['pg_dump', 'psql', ...(options.globals ? ['pg_dumpall'] : [])])).get('pg_dump') ?? '';
+  const { serverVersion, databases } = await probe(conn, requested, databaseWhere);
+  if (databases.length === 0) {
+    throw new BackerError('DUMP_FAILED', `container ${run.name} has no database to dump (none is both non-template and open for connections)`, {
+      component: COMPONENT,
+      details: { container: run.name },
+    });
+  }
+  const tables = await countTables(conn, databases, options);
+  const stream = Readable.from(produce(conn, dumpParts(options, databases, conn.args), context), { objectMode: false });
   const sourceInfo: SourceInfo = {
     type: 'postgres',
-    container,
-    image: info.image,
+    container: run.name,
+    image: run.info.image,
     databases,
     format: options.format,
     globals: options.globals,
     server_version: serverVersion,
     tool: 'pg_dump',
     tool_version: toolVersion,
+    stats: tables === undefined ? { databases } : { databases, tables },
   };
   return options.format === 'plain'
     ? { stream, mime: 'application/sql', extension: '.sql', info: () => sourceInfo }
     : { stream, mime: 'application/vnd.postgresql.custom', extension: '.dump', info: () => sourceInfo };
 }
 
-export const postgresSource: SourceDefinition<PostgresOptions> = { type: 'postgres', needsContainer: true, parse, dump };
+export const postgresSource: SourceDefinition<PostgresOptions> = defineSource<PostgresOptions>({
+  type: 'postgres',
+  needsContainer: true,
+  parse,
+  tools: ['pg_dump', 'psql', 'pg_restore'],
+  databases: true,
+  dump,
+  planRestore,
+  restore,
+  check,
+});

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import type Docker from 'dockerode';
 import { BackerError } from '../errors.js';
 import { cancelledError } from '../util/abort.js';
-import { execCapture, lastLines, runningContainer } from './docker-exec.js';
-import { streamTempFile, tempFileRemover, withPrivateUmask } from './temp-copy.js';
-import { parseVersion, versionAtLeast } from './versions.js';
+import { openContainerRun, type ContainerRun } from './container-run.js';
+import { lastLines } from './docker-exec.js';
+import { checkSqlite, COMPONENT, planSqliteRestore, restoreSqlite, sqliteTool, tableCounts, UNSAFE_PATH } from './sqlite-restore.js';
+import { tempFileRemover, withPrivateUmask } from './temp-copy.js';
+import { versionAtLeast } from './versions.js';
 import { labelError } from './options.js';
-import type { Dump, DumpContext, OptionOrigin, SourceDefinition, SourceInfo } from './types.js';
+import { defineSource, type Dump, type DumpContext, type OptionOrigin, type SourceInfo } from './types.js';
 
 export interface SqliteOptions {
   /** Absolute path of the database file inside the container. Required. */
@@ -19,20 +20,12 @@ export interface SqliteOptions {
   tempDir: string;
 }
 
-const COMPONENT = 'source sqlite';
 const KNOWN_KEYS = new Set(['path', 'temp_dir']);
 /** How long the copy waits for a writer's lock before it gives up, in milliseconds. */
 const BUSY_TIMEOUT_MS = 60_000;
 const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 /** `VACUUM INTO` (one read transaction, never restarts under writers) exists since SQLite 3.27. */
 const VACUUM_INTO_SINCE = [3, 27, 0] as const;
-
-/**
- * Paths travel in argv (no shell) and the copy's path inside an SQL string literal: quotes,
- * backslashes and control characters are refused instead of escaped.
- */
-// eslint-disable-next-line no-control-regex
-const UNSAFE_PATH = /['"\\\u0000-\u001f\u007f]/;
 
 function parsePath(raw: string | undefined, origin: OptionOrigin, key: string, what: string): string | undefined {
   if (raw === undefined) return undefined;
@@ -107,24 +100,6 @@ function verifier(result: () => Promise<{ exitCode: number; stderr: string }>, c
   });
 }
 
-async function findTool(docker: Docker, container: string): Promise<[number, number, number]> {
-  let detail = '';
-  try {
-    const { exitCode, stdout, stderr } = await execCapture(docker, container, { cmd: withPrivateUmask(['sqlite3', '--version']) }, COMPONENT);
-    const version = exitCode === 0 ? parseVersion(stdout, /^(\d+)\.(\d+)\.(\d+)/) : null;
-    if (version !== null) return version;
-    detail = lastLines(`${stdout}\n${stderr}`, 1);
-  } catch (err) {
-    // A missing program can surface as a failed exec start: only container problems are rethrown.
-    if (err instanceof BackerError && err.code !== 'DOCKER_UNAVAILABLE') throw err;
-  }
-  throw new BackerError('TOOL_MISSING', `container ${container} has no working sqlite3 on its PATH (Backer runs sqlite3 and sh)${detail ? `: ${detail}` : ''}`, {
-    component: COMPONENT,
-    details: { container },
-    permanent: true,
-  });
-}
-
 /**
  * Makes a consistent copy inside the container. `VACUUM INTO` reads the whole database in one
  * read transaction (a snapshot; writers are not blocked in WAL mode and wait at most for the
@@ -133,74 +108,81 @@ async function findTool(docker: Docker, container: string): Promise<[number, num
  * Not given the job's signal: an exec cannot be killed, so a cancelled copy is waited for and
  * then removed, rather than removed while sqlite3 still writes it.
  */
-async function makeCopy(docker: Docker, container: string, path: string, copy: string, version: readonly number[]): Promise<string> {
+async function makeCopy(run: ContainerRun, path: string, copy: string, version: readonly number[]): Promise<string> {
   const literal = `'${copy.replace(/'/g, "''")}'`;
   const copyCommand = versionAtLeast(version, VACUUM_INTO_SINCE) ? `VACUUM INTO ${literal};` : `.backup ${literal}`;
   const cmd = ['sqlite3', '-init', '/dev/null', '-batch', '-bail', '-readonly', '-cmd', `.timeout ${BUSY_TIMEOUT_MS}`, '-cmd', 'PRAGMA journal_mode;', path, copyCommand];
-  const { exitCode, stdout, stderr } = await execCapture(docker, container, { cmd: withPrivateUmask(cmd) }, COMPONENT);
+  const { exitCode, stdout, stderr } = await run.capture(withPrivateUmask(cmd));
   if (exitCode !== 0) {
     const reason = lastLines(`${stderr}\n${stdout}`);
     const hint = /unable to open database/.test(reason) ? ` (does ${path} exist, and may the container's user read it?)` : '';
-    throw new BackerError('DUMP_FAILED', `sqlite3 could not copy ${path} in container ${container} (exit code ${exitCode})${reason ? `: ${reason}` : ''}${hint}`, {
+    throw new BackerError('DUMP_FAILED', `sqlite3 could not copy ${path} in container ${run.name} (exit code ${exitCode})${reason ? `: ${reason}` : ''}${hint}`, {
       component: COMPONENT,
-      details: { container, path, exit_code: exitCode },
+      details: { container: run.name, path, exit_code: exitCode },
     });
   }
   return stdout.trim().split('\n')[0]?.trim().toLowerCase() ?? '';
 }
 
 /** VACUUM INTO writes a rollback-journal database; WAL mode is a persistent property of the file, so it is set on the copy again. */
-async function restoreWalMode(docker: Docker, container: string, path: string, copy: string): Promise<void> {
-  const cmd = ['sqlite3', '-init', '/dev/null', '-batch', '-bail', copy, 'PRAGMA journal_mode=WAL;'];
-  const { exitCode, stdout, stderr } = await execCapture(docker, container, { cmd }, COMPONENT);
-  if (exitCode !== 0 || stdout.trim().toLowerCase() !== 'wal') {
-    throw new BackerError('DUMP_FAILED', `sqlite3 could not set WAL mode on the copy of ${path} in container ${container}: ${lastLines(`${stderr}\n${stdout}`)}`, {
+async function restoreWalMode(run: ContainerRun, path: string, copy: string): Promise<void> {
+  const mode = await run.run(['sqlite3', '-init', '/dev/null', '-batch', '-bail', copy, 'PRAGMA journal_mode=WAL;'], { what: `sqlite3 setting WAL mode on the copy of ${path}` });
+  if (mode.trim().toLowerCase() !== 'wal') {
+    throw new BackerError('DUMP_FAILED', `sqlite3 could not set WAL mode on the copy of ${path} in container ${run.name}: ${lastLines(mode)}`, {
       component: COMPONENT,
-      details: { container, path, exit_code: exitCode },
+      details: { container: run.name, path },
     });
   }
 }
 
-async function dump(options: SqliteOptions, target: { container: string | null }, context: DumpContext): Promise<Dump> {
-  const container = target.container;
-  if (container === null) throw new BackerError('LABEL_INVALID', 'sqlite mandates need a container', { component: COMPONENT, permanent: true });
-  const { docker, signal, logger } = context;
-  const info = await runningContainer(docker, container, COMPONENT);
-  const version = await findTool(docker, container);
-
-  const copy = `${options.tempDir === '/' ? '' : options.tempDir}/backer-${randomUUID()}.sqlite`;
-  const sideFiles = ['-journal', '-wal', '-shm'].map((s) => copy + s);
-  const remove = tempFileRemover(docker, container, [copy, ...sideFiles], logger, COMPONENT);
-  logger.debug({ container, path: options.path, copy }, 'copying the sqlite database inside the container');
-  let journalMode: string;
+/**
+ * The copy, its journal mode and its tables' row counts (the drill's reference), made before it
+ * streams; the copy is removed if anything fails here.
+ */
+async function prepareCopy(run: ContainerRun, options: SqliteOptions, version: readonly number[], copy: string, sideFiles: string[]): Promise<{ journalMode: string; tables: Record<string, number> }> {
+  const { logger, signal } = run.context;
+  const remove = tempFileRemover(run.docker, run.name, [copy, ...sideFiles], logger, COMPONENT);
+  logger.debug({ container: run.name, path: options.path, copy }, 'copying the sqlite database inside the container');
   try {
-    journalMode = await makeCopy(docker, container, options.path, copy, version);
-    if (journalMode === 'wal') await restoreWalMode(docker, container, options.path, copy);
+    const journalMode = await makeCopy(run, options.path, copy, version);
+    // Counted while the copy is still in rollback mode: a read opens no -wal/-shm beside it.
+    const tables = await tableCounts(run, copy, 'DUMP_FAILED');
+    if (journalMode === 'wal') await restoreWalMode(run, options.path, copy);
     if (signal.aborted) throw cancelledError(COMPONENT, signal.reason);
+    return { journalMode, tables };
   } catch (err) {
     await remove();
     throw err;
   }
+}
 
-  const stream = await streamTempFile({
-    docker,
-    container,
-    file: copy,
-    extra: sideFiles,
-    signal,
-    logger,
-    component: COMPONENT,
-    verifier: (result) => verifier(result, container, options.path),
-  });
+async function dump(options: SqliteOptions, target: { container: string | null }, context: DumpContext): Promise<Dump> {
+  const run = await openContainerRun(context, target.container, COMPONENT);
+  const version = await sqliteTool(run);
+  const copy = `${options.tempDir === '/' ? '' : options.tempDir}/backer-${randomUUID()}.sqlite`;
+  const sideFiles = ['-journal', '-wal', '-shm'].map((s) => copy + s);
+  const { journalMode, tables } = await prepareCopy(run, options, version, copy, sideFiles);
+  const stream = await run.streamTempFile(copy, sideFiles, (result) => verifier(result, run.name, options.path));
   const sourceInfo: SourceInfo = {
     type: 'sqlite',
-    container,
-    image: info.image,
+    container: run.name,
+    image: run.info.image,
     databases: [options.path],
     sqlite_version: version.join('.'),
     journal_mode: journalMode,
+    stats: { tables },
   };
   return { stream, mime: 'application/vnd.sqlite3', extension: '.sqlite', info: () => sourceInfo };
 }
 
-export const sqliteSource: SourceDefinition<SqliteOptions> = { type: 'sqlite', needsContainer: true, parse, dump };
+export const sqliteSource = defineSource<SqliteOptions>({
+  type: 'sqlite',
+  needsContainer: true,
+  tools: ['sqlite3', 'sh'],
+  databases: false,
+  parse,
+  dump,
+  planRestore: planSqliteRestore,
+  restore: restoreSqlite,
+  check: checkSqlite,
+});

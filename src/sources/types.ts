@@ -104,7 +104,14 @@ export interface SourceDefinition<Options> {
 /** Where a restore writes. */
 export type RestoreDestination =
   /** A running container: the source's own (`original`), another one, or a scratch one Backer made. */
-  | { kind: 'container'; container: string; original: boolean; scratch: boolean }
+  | {
+      kind: 'container';
+      container: string;
+      original: boolean;
+      scratch: boolean;
+      /** A file-based source's file inside that container (sqlite: another database path); default the mandate's. */
+      path?: string;
+    }
   /** A host directory (files) or a file path. */
   | { kind: 'file'; path: string }
   /** A fresh named Docker volume (volume source, `--to new:NAME` of a volume backup). */

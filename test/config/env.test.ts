@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
-import { parseStaticMandates } from '../../src/config/mandate.js';
+import { parseStaticMandates } from '../../src/mandates/parse.js';
 import { sources } from '../../src/sources/index.js';
 import { cli } from '../helpers/cli.js';
 

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { BackerError } from '../../src/errors.js';
 import { parseConfigText } from '../../src/config/load.js';
-import { checkCron, labelsToRaw, parseMandate, parseStaticMandates, type ParseMandateInput } from '../../src/config/mandate.js';
+import { checkCron, labelsToRaw, parseMandate, parseStaticMandates, type ParseMandateInput } from '../../src/mandates/parse.js';
 import type { BackerConfig } from '../../src/config/schema.js';
+import { sources as realSources } from '../../src/sources/index.js';
 import type { SourceRegistry } from '../../src/sources/registry.js';
 import type { OptionOrigin, SourceDefinition } from '../../src/sources/types.js';
 
@@ -143,6 +144,54 @@ describe('parseMandate', () => {
     expect(fromLabels({ 'backer.type': 'fake', 'backer.fake.path': '/x', 'backer.fake.user': 'root' }).problems).toEqual([
       { where: 'container shop-db label backer.fake.user', message: 'unknown option' },
     ]);
+  });
+
+  it("reports every problem of the source's options at once, not just the first", () => {
+    const { mandate, problems } = fromLabels({ 'backer.type': 'fake', 'backer.fake.path': '/x', 'backer.fake.user': 'root', 'backer.fake.host': 'db', 'backer.retention': 'x' });
+    expect(mandate).toBeUndefined();
+    expect(problems).toEqual([
+      { where: 'container shop-db label backer.retention', message: 'expected a whole number of backups to keep, at least 1, received "x"' },
+      { where: 'container shop-db label backer.fake.user', message: 'unknown option' },
+      { where: 'container shop-db label backer.fake.host', message: 'unknown option' },
+    ]);
+  });
+
+  it('reports every problem of a real source (mysql) at once, each at its label', () => {
+    const { problems } = parseMandate({
+      name: 'shop-db',
+      raw: labelsToRaw({ 'backer.type': 'mysql', 'backer.mysql.usr': 'root', 'backer.mysql.database': 'bad name', 'backer.mysql.ignore_tables': 'a b', 'backer.interval': 'daily' }),
+      origin: 'labels',
+      container: 'shop-db',
+      describe: (key) => `container shop-db label backer.${key}`,
+      config,
+      sources: realSources,
+    });
+    expect(problems.map((p) => p.where)).toEqual([
+      'container shop-db label backer.interval',
+      'container shop-db label backer.mysql.usr',
+      'container shop-db label backer.mysql.database',
+      'container shop-db label backer.mysql.ignore_tables',
+    ]);
+    expect(problems[1]?.message).toMatch(/^unknown mysql option; known: /);
+    expect(problems[2]?.message).toBe('"bad name" is not a valid database name');
+  });
+
+  it('does not repeat a problem at an option set aside, and rethrows what is not bad input', () => {
+    // `path` is required: after its bad value is set aside, its absence is the same problem.
+    const strict: SourceDefinition<FakeOptions> = {
+      ...fake,
+      parse(raw, origin) {
+        if (raw.path === undefined) throw new BackerError('LABEL_INVALID', 'required: the path to dump', { component: 'source:fake', details: { key: 'path' } });
+        if (!raw.path.startsWith('/')) throw new BackerError('LABEL_INVALID', `${origin.describe('path')}: expected an absolute path`, { component: 'source:fake', details: { where: origin.describe('path') } });
+        return fake.parse(raw, origin);
+      },
+    };
+    const registry: SourceRegistry = new Map<string, SourceDefinition<unknown>>([['fake', strict]]);
+    expect(fromLabels({ 'backer.type': 'fake', 'backer.fake.path': 'data' }, { sources: registry }).problems).toEqual([
+      { where: 'container shop-db label backer.fake.path', message: 'expected an absolute path' },
+    ]);
+    const buggy: SourceDefinition<FakeOptions> = { ...fake, parse: () => { throw new TypeError('a bug'); } };
+    expect(() => fromLabels({ 'backer.type': 'fake' }, { sources: new Map<string, SourceDefinition<unknown>>([['fake', buggy]]) })).toThrow(TypeError);
   });
 
   it('checks Env: references against the container environment', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isBackerError } from '../../src/errors.js';
-import { checkRefs, parseRef, resolveRef } from '../../src/config/refs.js';
+import { parseRef, resolveRef } from '../../src/config/refs.js';
+import { checkRefs } from '../../src/mandates/refs.js';
 
 const origin = { container: 'shop-db', describe: (key: string) => `container shop-db label backer.${key}` };
 const context = {

@@ -9,7 +9,7 @@ import { loadConfigOrThrow } from '../../src/config/load.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger, SecretRegistry } from '../../src/logging/logger.js';
 import type { BackupResult } from '../../src/pipeline/run-backup.js';
-import type { Job } from '../../src/queue/types.js';
+import type { AnyJob, Job } from '../../src/queue/types.js';
 
 export const CCRYPT_KEY = 'correct-horse-battery-staple-42';
 export const GPG_PASSPHRASE = 'gpg-test-passphrase-7f3a';
@@ -138,9 +138,15 @@ export async function backupThrough(daemon: Daemon, mandate: string, middleware:
 export const TEST_KEYS = { ccrypt: CCRYPT_KEY, gpgPassphrase: GPG_PASSPHRASE, ageIdentity: AGE_IDENTITY };
 
 /** Triggers a backup through the daemon's queue, as the API does, and waits for the job. */
-export async function backupNow(daemon: Daemon, mandate: string): Promise<Job> {
+export async function backupNow(daemon: Daemon, mandate: string): Promise<Job<BackupResult>> {
   await daemon.services.discovery.refresh();
-  return daemon.queue.wait(daemon.queue.enqueue(mandate, 'api').id);
+  return backupJob(await daemon.queue.wait(daemon.queue.enqueue(mandate, 'api').id));
+}
+
+/** A backup job, typed as one: its result is a BackupResult. */
+export function backupJob(job: AnyJob): Job<BackupResult> {
+  if (job.kind !== 'backup') throw new Error(`job ${job.id} is a ${job.kind} job, not a backup`);
+  return job as Job<BackupResult>;
 }
 
 /** File names under the local target's folder of one mandate (none when it does not exist). */

@@ -56,3 +56,15 @@ export async function seedShop(host: string, container: string, rows = 500): Pro
 export async function checksums(host: string, container: string, tables: string[]): Promise<string> {
   return sql(host, container, `CHECKSUM TABLE ${tables.join(', ')} EXTENDED;`);
 }
+
+/**
+ * The state of one database as restore tests compare it: its base tables and the CHECKSUM TABLE
+ * of each, without the database name (so `shop` and a restored `shop_copy` compare equal).
+ */
+export async function databaseFingerprint(host: string, container: string, database: string): Promise<string> {
+  const list = await sql(host, container, `SELECT table_name FROM information_schema.tables WHERE table_schema = '${database}' AND table_type = 'BASE TABLE' ORDER BY 1`);
+  const tables = list.split('\n').filter(Boolean);
+  if (tables.length === 0) return 'no tables';
+  const sums = await checksums(host, container, tables.map((t) => `${database}.${t}`));
+  return `${tables.join(',')}\n${sums.split('\n').map((l) => l.replace(`${database}.`, '')).join('\n')}`;
+}

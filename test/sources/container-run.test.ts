@@ -30,6 +30,14 @@ describe('container run context (exec with stdin, probe, run)', () => {
     await expect(feed).rejects.toMatchObject({ code: 'RESTORE_FAILED', message: expect.stringContaining('bad line 3') as string });
   });
 
+  it('a command that exits before reading all its input (a SQL error half-way) ends the feed at once', async () => {
+    const run = await openContainerRun(sourceContext('kit'), NAME, 'test');
+    const started = Date.now();
+    const feed = run.feed(['sh', '-c', 'head -c 10 >/dev/null; echo "stopped early" >&2; exit 4'], Readable.from([randomBytes(32 * 1024 * 1024)]));
+    await expect(feed).rejects.toMatchObject({ code: 'RESTORE_FAILED', message: expect.stringContaining('exited with code 4: stopped early') as string });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   it('an input that errors half-way rejects with its error, and the command is not left waiting', async () => {
     const run = await openContainerRun(sourceContext('kit'), NAME, 'test');
     const feed = run.feed(['cat'], failingInput(randomBytes(1 << 20), 1 << 19));

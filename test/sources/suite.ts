@@ -25,8 +25,14 @@ export function sourceContext(mandate: string, signal: AbortSignal = new AbortCo
 }
 
 /** Runs the source's dump to its end and returns every raw byte and the manifest's source record. */
-export async function dumpAll<O>(source: SourceDefinition<O>, options: O, container: string | null, mandate = 'suite'): Promise<{ bytes: Buffer; info: SourceInfo }> {
-  const dump = await source.dump(options, { container }, sourceContext(mandate));
+export async function dumpAll<O>(
+  source: SourceDefinition<O>,
+  options: O,
+  container: string | null,
+  mandate = 'suite',
+  context: (mandate: string) => DumpContext = sourceContext,
+): Promise<{ bytes: Buffer; info: SourceInfo }> {
+  const dump = await source.dump(options, { container }, context(mandate));
   const chunks: Buffer[] = [];
   for await (const chunk of dump.stream) chunks.push(chunk as Buffer);
   return { bytes: Buffer.concat(chunks), info: dump.info() };
@@ -64,6 +70,8 @@ export interface RestoreCase<O> {
   change(): Promise<void>;
   /** The data as the test compares it (checksums, row counts, values, file hashes), at `destination`. */
   fingerprint(): Promise<string>;
+  /** The context the plugin gets (e.g. with `settings` for a helper image). Default: sourceContext. */
+  context?: (mandate: string) => DumpContext;
 }
 
 /** Registers the shared tests; `setup` runs inside each test after the file's beforeAll. */
@@ -71,23 +79,25 @@ export function restoreSuite<O>(name: string, setup: () => RestoreCase<O>): void
   it(`${name}: restore brings the destination back to the backed-up state`, async () => {
     const c = setup();
     const destination = c.destination ?? original(c.container ?? '');
+    const context = c.context ?? sourceContext;
     const before = await c.fingerprint();
-    const { bytes, info } = await dumpAll(c.source, c.options, c.container);
+    const { bytes, info } = await dumpAll(c.source, c.options, c.container, 'suite', context);
     await c.change();
     expect(await c.fingerprint()).not.toBe(before);
     const request = restoreRequest(c.container, destination, info);
-    const plan = await c.source.planRestore?.(c.options, request, sourceContext('suite'));
+    const plan = await c.source.planRestore?.(c.options, request, context('suite'));
     expect(plan?.steps.length ?? 0).toBeGreaterThan(0);
-    await c.source.restore?.(c.options, request, Readable.from([bytes]), sourceContext('suite'));
+    await c.source.restore?.(c.options, request, Readable.from([bytes]), context('suite'));
     expect(await c.fingerprint()).toBe(before);
   });
 
   it(`${name}: an input that breaks off half-way fails the restore loudly`, async () => {
     const c = setup();
+    const context = c.context ?? sourceContext;
     const destination = c.destination ?? original(c.container ?? '');
-    const { bytes, info } = await dumpAll(c.source, c.options, c.container);
+    const { bytes, info } = await dumpAll(c.source, c.options, c.container, 'suite', context);
     const request = restoreRequest(c.container, destination, info);
-    const restore = c.source.restore?.(c.options, request, failingInput(bytes, Math.floor(bytes.length / 2)), sourceContext('suite'));
+    const restore = c.source.restore?.(c.options, request, failingInput(bytes, Math.floor(bytes.length / 2)), context('suite'));
     await expect(restore).rejects.toBeInstanceOf(BackerError);
   });
 }

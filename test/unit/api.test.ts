@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApi } from '../../src/api/app.js';
 import { toHttpError } from '../../src/api/errors.js';
-import type { MandateSpec } from '../../src/config/mandate-types.js';
+import type { MandateSpec } from '../../src/mandates/types.js';
 import type { Discovery } from '../../src/discovery/discovery.js';
 import type { Snapshot } from '../../src/discovery/snapshot.js';
 import { BackerError } from '../../src/errors.js';
@@ -12,6 +12,7 @@ import { createQueue, type Queue } from '../../src/queue/queue.js';
 import type { Job } from '../../src/queue/types.js';
 import type { Target } from '../../src/targets/types.js';
 import { BACKER_VERSION } from '../../src/util/version.js';
+import { backupRunner } from '../helpers/queue.js';
 
 const SECRET = 'hunter2-very-secret';
 
@@ -67,13 +68,13 @@ function setup(options: { start?: boolean } = {}) {
   const queue = createQueue({
     concurrency: 1,
     logger: pino({ level: 'silent' }),
-    run: (mandate, signal) =>
+    run: backupRunner((mandate, signal) =>
       new Promise<BackupResult>((resolve, reject) => {
         signal.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason))), {
           once: true,
         });
         pending.push({ mandate, signal, resolve, reject });
-      }),
+      })),
   });
   queues.push(queue);
   if (options.start !== false) queue.start();

@@ -4,6 +4,7 @@ import { BackerError } from '../../src/errors.js';
 import type { BackupResult } from '../../src/pipeline/run-backup.js';
 import { createQueue, type Queue } from '../../src/queue/queue.js';
 import { createMemoryJobStore, type Job } from '../../src/queue/types.js';
+import { backupRunner } from '../helpers/queue.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -46,7 +47,7 @@ function harness(concurrency: number): { queue: Queue; calls: Call[]; peak: () =
   const queue = createQueue({
     concurrency,
     logger,
-    run: (mandate, signal) => {
+    run: backupRunner((mandate, signal) => {
       total++;
       peak = Math.max(peak, total);
       const here = (active.get(mandate) ?? 0) + 1;
@@ -60,7 +61,7 @@ function harness(concurrency: number): { queue: Queue; calls: Call[]; peak: () =
         signal.addEventListener('abort', () => reject(asError(signal.reason)), { once: true });
         calls.push({ mandate, signal, resolve, reject });
       }).finally(done);
-    },
+    }),
   });
   queues.push(queue);
   return { queue, calls, peak: () => peak, overlapped: () => overlapped };
@@ -287,8 +288,8 @@ describe('queue', () => {
     const queue = createQueue({
       concurrency: 1,
       logger,
-      run: (_mandate, signal) =>
-        new Promise<BackupResult>((resolve) => signal.addEventListener('abort', () => resolve(result()), { once: true })),
+      run: backupRunner((_mandate, signal) =>
+        new Promise<BackupResult>((resolve) => signal.addEventListener('abort', () => resolve(result()), { once: true }))),
     });
     queues.push(queue);
     queue.start();
@@ -304,7 +305,7 @@ describe('queue', () => {
     const queue = createQueue({
       concurrency: 1,
       logger,
-      run: (_mandate, signal) => {
+      run: backupRunner((_mandate, signal) => {
         signals.push(signal);
         return new Promise<BackupResult>((_resolve, reject) => {
           signal.addEventListener(
@@ -319,7 +320,7 @@ describe('queue', () => {
             { once: true },
           );
         });
-      },
+      }),
     });
     queue.start();
     const running = queue.enqueue('a', 'api');
@@ -366,6 +367,9 @@ describe('queue', () => {
 describe('memory job store', () => {
   const job = (id: string, state: Job['state']): Job => ({
     id,
+    kind: 'backup',
+    params: null,
+    progress: null,
     mandate: 'm',
     trigger: 'api',
     state,

@@ -129,8 +129,10 @@ describe('manifestSchema', () => {
     expect(manifestSchema.safeParse({ ...base, artifact: likeFirst }).success).toBe(false);
   });
 
-  it('rejects a manifest without steps and an unknown version', () => {
+  it('rejects a manifest without steps and an unknown version; reads versions 1 and 2', () => {
     expect(manifestSchema.safeParse(manifest({ steps: [] })).success).toBe(false);
-    expect(manifestSchema.safeParse({ ...manifest(), manifest_version: 2 }).success).toBe(false);
+    expect(manifestSchema.safeParse({ ...manifest(), manifest_version: 3 }).success).toBe(false);
+    expect(manifestSchema.safeParse({ ...manifest(), manifest_version: 1 }).success).toBe(true);
+    expect(manifestSchema.safeParse({ ...manifest(), manifest_version: 2, tags: ['safety'] }).success).toBe(true);
   });
 });

@@ -1,7 +1,6 @@
 import Docker from 'dockerode';
 import { findConfigPath, loadConfig, type LoadResult } from '../../config/load.js';
-import type { ConfigProblem } from '../../config/mandate-types.js';
-import { NO_INVALID_REFS, UNKNOWN_REFS } from '../../config/problems.js';
+import { NO_INVALID_REFS, UNKNOWN_REFS, type ConfigProblem } from '../../config/problems.js';
 import { buildSnapshot } from '../../discovery/snapshot.js';
 import { missingTools } from '../../plugins/tools.js';
 import { sources } from '../../sources/index.js';

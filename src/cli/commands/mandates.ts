@@ -1,4 +1,4 @@
-import type { ConfigProblem } from '../../config/mandate-types.js';
+import type { ConfigProblem } from '../../config/problems.js';
 import type { SkippedMandate } from '../../discovery/snapshot.js';
 import { callApi } from '../client.js';
 import { loadCliConfig, type GlobalOptions } from '../context.js';

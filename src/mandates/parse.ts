@@ -1,15 +1,22 @@
 import { Cron } from 'croner';
-import { isBackerError } from '../errors.js';
-import { notABoolean, parseBoolean } from './boolean.js';
+import { notABoolean, parseBoolean } from '../config/boolean.js';
+import { concealForConfig } from '../config/expanded.js';
+import { resolveMandateRefs } from '../config/mandate-refs.js';
+import { checkNameLength, checkNamePattern, DEFAULT_NAME_PATTERN, DEFAULT_NAME_PATTERN_NO_CONTAINER } from '../config/name-pattern.js';
+import { closest, whereIn, type ConfigProblem, type InvalidRefs } from '../config/problems.js';
+import type { BackerConfig } from '../config/schema.js';
 import type { SourceRegistry } from '../sources/registry.js';
-import type { OptionOrigin } from '../sources/types.js';
-import { concealForConfig } from './expanded.js';
+import type { SourceDefinition } from '../sources/types.js';
 import { hostOnlyProblems } from './host-only.js';
-import type { ConfigProblem, MandateSpec } from './mandate-types.js';
-import { checkNameLength, checkNamePattern, DEFAULT_NAME_PATTERN, DEFAULT_NAME_PATTERN_NO_CONTAINER } from './name-pattern.js';
-import { closest, whereIn, type InvalidRefs } from './problems.js';
+import { parseSourceOptions } from './source-options.js';
 import { checkRefs } from './refs.js';
-import type { BackerConfig } from './schema.js';
+import type { MandateSpec } from './types.js';
+
+/**
+ * A mandate is read from a container's `backer.*` labels or from a static mandate of the config
+ * (flattened to the same `key → string` shape): one parser for both, so that both read alike.
+ * Every problem of a mandate is reported at once, each at the label or config path it is about.
+ */
 
 /** Default `interval`: every day at midnight. */
 export const DEFAULT_INTERVAL = '0 0 * * *';
@@ -47,6 +54,9 @@ export interface ParseMandateResult {
   disabled?: boolean;
 }
 
+type Add = (key: string, message: string) => void;
+type Definition = SourceDefinition<unknown>;
+
 /** Picks the `backer.*` labels of a container and strips the prefix. */
 export function labelsToRaw(labels: Record<string, string>): Record<string, string> {
   const raw: Record<string, string> = {};
@@ -54,14 +64,6 @@ export function labelsToRaw(labels: Record<string, string>): Record<string, stri
     if (key.startsWith(LABEL_PREFIX) && key.length > LABEL_PREFIX.length) raw[key.slice(LABEL_PREFIX.length)] = value;
   }
   return raw;
-}
-
-/** `s3, local` → `['s3', 'local']`; empty items are dropped. */
-export function splitList(value: string): string[] {
-  return value
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
 }
 
 /** Why a cron expression is unusable, or null when it is a valid 5- or 6-field expression. */
@@ -84,28 +86,22 @@ export function checkCron(expression: string): string | null {
   }
 }
 
-function defaultTarget(config: Pick<BackerConfig, 'targets'>): string | undefined {
-  const marked = config.targets.find((t) => t.default);
-  if (marked !== undefined) return marked.name;
-  return config.targets.length === 1 ? config.targets[0]?.name : undefined;
+/** How a key is spelled where the user wrote it, for "known keys" lists and hints. */
+function shownAs(origin: ParseMandateInput['origin']): (key: string) => string {
+  return (key) => (origin === 'labels' ? `${LABEL_PREFIX}${key}` : key);
 }
 
-export function parseMandate(input: ParseMandateInput): ParseMandateResult {
-  const { raw, origin, config, sources, describe } = input;
-  const problems: ConfigProblem[] = [];
-  const add = (key: string, message: string): void => {
-    problems.push({ where: describe(key), message });
-  };
-  // How a key is spelled where the user wrote it, for "known keys" lists and hints.
-  const shown = (key: string): string => (origin === 'labels' ? `${LABEL_PREFIX}${key}` : key);
+/** Step 1: `enabled`. False: the mandate is switched off, mostly while it is being fixed. */
+function readEnabled(raw: Record<string, string>, add: Add): boolean | undefined {
+  if (raw.enabled === undefined) return undefined;
+  const enabled = parseBoolean(raw.enabled);
+  if (enabled === undefined) add('enabled', notABoolean(raw.enabled));
+  return enabled;
+}
 
-  if (raw.enabled !== undefined) {
-    const enabled = parseBoolean(raw.enabled);
-    if (enabled === undefined) add('enabled', notABoolean(raw.enabled));
-    // A mandate is switched off mostly while it is being fixed: don't report what is broken.
-    if (enabled === false) return { problems: [], disabled: true };
-  }
-
+/** Step 2: `type`, the source definition, and whether it may be used here (host-only, container). */
+function readSource(input: ParseMandateInput, add: Add): Definition | undefined {
+  const { raw, sources } = input;
   const known = [...sources.keys()].sort();
   const type = raw.type?.trim();
   const definition = type === undefined ? undefined : sources.get(type);
@@ -115,18 +111,21 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
     const guess = closest(type, known);
     add('type', `unknown source type ${JSON.stringify(type)}${guess === undefined ? '' : ` (did you mean ${guess}?)`}; known: ${known.join(', ')}`);
   }
-
-  const container = input.container;
-  for (const p of hostOnlyProblems(definition, origin, raw, input.labelKeys)) add(p.key, p.message);
-  if (definition?.needsContainer === true && container === null) {
-    add('container', `source type ${definition.type} needs a container: set ${shown('container')}`);
+  for (const p of hostOnlyProblems(definition, input.origin, raw, input.labelKeys)) add(p.key, p.message);
+  if (definition?.needsContainer === true && input.container === null) {
+    add('container', `source type ${definition.type} needs a container: set ${shownAs(input.origin)('container')}`);
   }
+  return definition;
+}
 
+/** Step 3: the schedule, targets, middleware, retention and name pattern. */
+function readCore(input: ParseMandateInput, add: Add): Omit<MandateSpec, 'name' | 'origin' | 'source' | 'describe'> {
+  const { raw, container } = input;
   const interval = raw.interval?.trim() ?? DEFAULT_INTERVAL;
   const cronProblem = checkCron(interval);
   if (cronProblem !== null) add('interval', cronProblem);
 
-  const { targets, middleware } = resolveMandateRefs(raw, config, add, input.invalidRefs);
+  const { targets, middleware } = resolveMandateRefs(raw, input.config, add, input.invalidRefs);
 
   let retention = DEFAULT_RETENTION;
   if (raw.retention !== undefined) {
@@ -140,8 +139,13 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
   const namePattern = raw.name_pattern?.trim() ?? (container === null ? DEFAULT_NAME_PATTERN_NO_CONTAINER : DEFAULT_NAME_PATTERN);
   const patternProblem = checkNamePattern(namePattern, container !== null) ?? checkNameLength(namePattern, { container, mandate: input.name });
   if (patternProblem !== null) add('name_pattern', patternProblem);
+  return { interval, targets, middleware, retention, name_pattern: namePattern };
+}
 
-  // Everything else must be a `<type>.*` option of this mandate's source.
+/** Step 4: every other key must be a `<type>.*` option of this mandate's source; those, without the prefix. */
+function sourceKeys(input: ParseMandateInput, definition: Definition | undefined, add: Add): Record<string, string> {
+  const { raw, origin, sources } = input;
+  const shown = shownAs(origin);
   const sourceRaw: Record<string, string> = {};
   const allowed: string[] = origin === 'config' ? [...CORE_KEYS, 'container'] : [...CORE_KEYS];
   for (const [key, value] of Object.entries(raw)) {
@@ -151,106 +155,42 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
     if (definition !== undefined && prefix === definition.type) {
       sourceRaw[key.slice(dot + 1)] = value;
     } else if (prefix !== undefined && sources.has(prefix)) {
-      add(key, `${shown(key)} is an option of source type ${prefix}, but ${shown('type')} is ${JSON.stringify(type ?? '')}`);
-    } else if (prefix !== undefined && definition === undefined) {
+      add(key, `${shown(key)} is an option of source type ${prefix}, but ${shown('type')} is ${JSON.stringify(raw.type?.trim() ?? '')}`);
+    } else if (prefix === undefined || definition !== undefined) {
       // Without a valid type nobody can tell whether `<x>.*` keys are right.
-      continue;
-    } else {
-      const options = definition === undefined ? [] : [`${definition.type}.*`];
-      const names = [...allowed, ...options].map(shown);
+      const names = [...allowed, ...(definition === undefined ? [] : [`${definition.type}.*`])].map(shown);
       const guess = closest(shown(key), names.filter((n) => !n.endsWith('*')));
       const what = origin === 'labels' ? 'label' : 'key';
       add(key, `unknown ${what} ${shown(key)}${guess === undefined ? '' : ` (did you mean ${guess}?)`}; known: ${names.join(', ')}`);
     }
   }
+  return sourceRaw;
+}
 
+export function parseMandate(input: ParseMandateInput): ParseMandateResult {
+  const { raw, config, describe, container } = input;
+  const found: ConfigProblem[] = [];
+  const add: Add = (key, message) => {
+    found.push({ where: describe(key), message });
+  };
+  if (readEnabled(raw, add) === false) return { problems: [], disabled: true };
+  const definition = readSource(input, add);
+  const core = readCore(input, add);
+  const sourceRaw = sourceKeys(input, definition, add);
   let options: unknown;
   if (definition !== undefined) {
-    const sourceOrigin: OptionOrigin = { container, describe: (key) => describe(`${definition.type}.${key}`) };
-    try {
-      options = definition.parse(sourceRaw, sourceOrigin);
-    } catch (err) {
-      // Anything but a validation error is a bug in the source and must not pass as bad input.
-      if (!isBackerError(err, 'LABEL_INVALID')) throw err;
-      const at = err.details.where;
-      const key = err.details.key;
-      const where = typeof at === 'string' ? at : typeof key === 'string' ? sourceOrigin.describe(key) : describe(definition.type);
-      // Sources tend to start their message with the location, which `where` already gives.
-      const message = err.message.startsWith(`${where}: `) ? err.message.slice(where.length + 2) : err.message;
-      problems.push({ where, message });
-    }
+    const parsed = parseSourceOptions(definition, sourceRaw, { container, describe: (key) => describe(`${definition.type}.${key}`) }, describe(definition.type));
+    options = parsed.options;
+    found.push(...parsed.problems);
   }
-  problems.push(...checkRefs(raw, input.containerEnv, { container, describe }));
+  found.push(...checkRefs(raw, input.containerEnv, { container, describe }));
   // A static mandate's values may come from `${VAR}` (secrets): problems name the variable instead.
-  problems.splice(0, problems.length, ...concealForConfig(problems, config));
-
+  const problems = concealForConfig(found, config);
   if (problems.length > 0 || definition === undefined) return { problems };
   return {
     problems,
-    mandate: {
-      name: input.name,
-      origin,
-      source: { type: definition.type, container, options },
-      interval,
-      targets,
-      middleware,
-      retention,
-      name_pattern: namePattern,
-      describe: input.describe,
-    },
+    mandate: { name: input.name, origin: input.origin, source: { type: definition.type, container, options }, ...core, describe },
   };
-}
-
-/**
- * The `target` and `middleware` keys of a mandate: each name must exist in the config; without
- * `target` the default target is used. Shared with loadConfig, which checks static mandates
- * before any source is known.
- */
-export function resolveMandateRefs(
-  raw: Record<string, string>,
-  config: Pick<BackerConfig, 'targets' | 'middleware'>,
-  add: (key: 'target' | 'middleware', message: string) => void,
-  invalid?: InvalidRefs,
-): { targets: string[]; middleware: string[] } {
-  const targetNames = config.targets.map((t) => t.name);
-  let targets: string[] = [];
-  if (raw.target === undefined) {
-    const fallback = defaultTarget(config);
-    if (fallback !== undefined) targets = [fallback];
-    // The default may be a target with problems of its own: those are reported, not this.
-    else if (invalid?.defaultTarget === true) targets = [];
-    else if (targetNames.length === 0) add('target', 'required: no targets are configured (add one under targets: in the config)');
-    else add('target', `required: no target is marked default: true; name one of ${targetNames.join(', ')}`);
-  } else {
-    targets = splitList(raw.target);
-    if (targets.length === 0) add('target', `expected a comma-separated list of target names (${targetNames.join(', ')}), received ${JSON.stringify(raw.target)}`);
-    checkNames(targets, targetNames, 'target', (message) => add('target', message), invalid?.targets);
-  }
-  const middlewareNames = config.middleware.map((m) => m.name);
-  const middleware = splitList(raw.middleware ?? '');
-  checkNames(middleware, middlewareNames, 'middleware', (message) => add('middleware', message), invalid?.middleware);
-  return { targets, middleware };
-}
-
-function checkNames(
-  names: string[],
-  configured: string[],
-  what: 'target' | 'middleware',
-  report: (message: string) => void,
-  invalid: InvalidRefs['targets'] = [],
-): void {
-  const known = [...new Set([...configured, ...(invalid === 'any' ? [] : invalid)])];
-  const seen = new Set<string>();
-  for (const name of names) {
-    if (seen.has(name)) report(`${what} ${name} is listed twice`);
-    seen.add(name);
-    // A name the config defines with problems of its own: its own problem is reported instead.
-    if (known.includes(name) || invalid === 'any') continue;
-    const guess = closest(name, known);
-    const plural = what === 'target' ? 'targets' : 'middleware';
-    const list = known.length === 0 ? `no ${plural} configured` : `known ${plural}: ${known.join(', ')}`;
-    report(`unknown ${what} ${JSON.stringify(name)}${guess === undefined ? '' : ` (did you mean ${guess}?)`}; ${list}`);
-  }
 }
 
 /**

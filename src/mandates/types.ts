@@ -28,10 +28,3 @@ export interface MandateSpec {
    */
   describe?: (key: string) => string;
 }
-
-/** A problem found while reading the config or a container's labels. */
-export interface ConfigProblem {
-  /** e.g. `backer.yml: targets[1].bucket` or `container shop-db label backer.interval` */
-  where: string;
-  message: string;
-}

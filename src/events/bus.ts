@@ -1,0 +1,36 @@
+import { EventEmitter } from 'node:events';
+import type { AnyJob, JobKind } from '../queue/types.js';
+
+/** Bytes of the artifact read or written so far, and the expected total when known (for ETA). */
+export interface JobProgress {
+  bytes: number;
+  total: number | null;
+}
+
+/**
+ * Typed job events on one in-process bus: logs, state, metrics, notifications and the API's
+ * event stream all listen here instead of reaching into the queue.
+ */
+export type BackerEvent =
+  | { type: 'job.queued' | 'job.started' | 'job.succeeded' | 'job.failed' | 'job.cancelled'; job: AnyJob }
+  | { type: 'job.progress'; job_id: string; kind: JobKind; mandate: string; progress: JobProgress };
+
+export interface EventBus {
+  emit(event: BackerEvent): void;
+  /** Returns the function that removes the listener. */
+  on(listener: (event: BackerEvent) => void): () => void;
+  listeners(): number;
+}
+
+export function createEventBus(): EventBus {
+  const emitter = new EventEmitter();
+  emitter.setMaxListeners(0);
+  return {
+    emit: (event) => emitter.emit('event', event),
+    on(listener) {
+      emitter.on('event', listener);
+      return () => emitter.off('event', listener);
+    },
+    listeners: () => emitter.listenerCount('event'),
+  };
+}

@@ -1,0 +1,171 @@
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { BackerError, type ErrorCode } from '../errors.js';
+
+/**
+ * Streaming line work on mysqldump output, with flat memory: only the lines whose start matches
+ * one of `prefixes` (short statements such as `USE `shop`;`) are held whole and handed to
+ * `line`; every other line (multi-megabyte INSERTs included) streams through untouched. In a
+ * mysqldump file every line starts a statement, a column definition, a routine body line or one
+ * row tuple `(…),` (newlines inside values are escaped as `\n`), so a data row can never look
+ * like `USE …` or `CREATE DATABASE …`.
+ */
+export interface LineHooks {
+  prefixes: readonly string[];
+  /** A matching line without its newline → what to write instead ('' keeps only the newline). */
+  line(text: string): string;
+  /** Whether the other lines are dropped for now (a skipped section); their newlines are kept. */
+  dropping(): boolean;
+  /** Runs once after the last byte, before the stream ends; a rejection errors the stream. */
+  end?(): Promise<void>;
+}
+
+const DECIDE_BYTES = 32;
+const MAX_HELD = 1 << 20;
+const NEWLINE = Buffer.from('\n');
+
+export class SqlLineFilter extends Transform {
+  private held: Buffer[] = [];
+  private heldSize = 0;
+  private mode: 'start' | 'pass' | 'hold' = 'start';
+  private source: Readable | null = null;
+
+  constructor(
+    private readonly hooks: LineHooks,
+    private readonly code: ErrorCode,
+    private readonly component: string,
+  ) {
+    super();
+  }
+
+  /**
+   * Pipes `input` in, but only once a consumer first reads: until then nothing of the input is
+   * consumed, so an input that fails early fails when someone listens (not before the consumer
+   * attached its error handlers). An error of `input` errors this stream.
+   */
+  pullFrom(input: Readable): this {
+    this.source = input;
+    return this;
+  }
+
+  override _read(size: number): void {
+    const source = this.source;
+    if (source !== null) {
+      this.source = null;
+      // The input may have failed before the first read (a hash check that failed at once):
+      // then it never emits again, so its error is taken now.
+      if (source.errored) {
+        this.destroy(source.errored);
+        return;
+      }
+      if (source.destroyed && !source.readableEnded) {
+        this.destroy(new BackerError('RESTORE_FAILED', 'the restore input was closed before it was read', { component: 'source mysql' }));
+        return;
+      }
+      source.once('error', (err) => this.destroy(err));
+      source.pipe(this);
+    }
+    super._read(size);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.process(chunk);
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      if (this.heldSize > 0 || this.mode === 'hold') this.finishLine(false);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    const end = this.hooks.end?.() ?? Promise.resolve();
+    end.then(() => callback(), (err: unknown) => callback(err as Error));
+  }
+
+  private process(chunk: Buffer): void {
+    let pos = 0;
+    while (pos < chunk.length) {
+      const nl = chunk.indexOf(0x0a, pos);
+      const end = nl === -1 ? chunk.length : nl;
+      if (this.mode === 'pass') {
+        if (!this.hooks.dropping() && end > pos) this.push(chunk.subarray(pos, end));
+      } else {
+        this.hold(chunk.subarray(pos, end));
+      }
+      if (nl === -1) {
+        if (this.mode === 'start' && this.heldSize >= DECIDE_BYTES) this.decide();
+        return;
+      }
+      if (this.mode === 'pass') this.push(NEWLINE);
+      else this.finishLine(true);
+      this.mode = 'start';
+      pos = nl + 1;
+    }
+  }
+
+  private hold(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.held.push(bytes);
+    this.heldSize += bytes.length;
+    if (this.heldSize > MAX_HELD) {
+      throw new BackerError(this.code, `a mysqldump line starting "${this.text().slice(0, 40)}" is longer than ${MAX_HELD} bytes`, { component: this.component });
+    }
+  }
+
+  private text(): string {
+    return Buffer.concat(this.held, this.heldSize).toString('utf8');
+  }
+
+  private matches(): boolean {
+    const start = Buffer.concat(this.held, this.heldSize).subarray(0, DECIDE_BYTES).toString('utf8');
+    return this.hooks.prefixes.some((p) => start.startsWith(p));
+  }
+
+  /** Enough of a line is known: hold it whole if it matches, else let it stream. */
+  private decide(): void {
+    if (this.matches()) {
+      this.mode = 'hold';
+      return;
+    }
+    if (!this.hooks.dropping()) for (const b of this.held) this.push(b);
+    this.held = [];
+    this.heldSize = 0;
+    this.mode = 'pass';
+  }
+
+  private finishLine(newline: boolean): void {
+    if (this.mode === 'hold' || this.matches()) {
+      const out = this.hooks.line(this.text());
+      if (out.length > 0) this.push(Buffer.from(out, 'utf8'));
+    } else if (!this.hooks.dropping()) {
+      for (const b of this.held) this.push(b);
+    }
+    if (newline) this.push(NEWLINE);
+    this.held = [];
+    this.heldSize = 0;
+  }
+}
+
+/** `` `a``b` `` → ``a`b``. */
+export function unquote(name: string): string {
+  return name.replace(/``/g, '`');
+}
+
+/** A name as a quoted identifier. */
+export function quote(name: string): string {
+  return `\`${name.replace(/`/g, '``')}\``;
+}
+
+const IDENT = '`((?:[^`]|``)+)`';
+export const CURRENT_DATABASE = new RegExp(`^-- Current Database: ${IDENT}`);
+export const CREATE_DATABASE = new RegExp(`^(CREATE DATABASE (?:/\\*!32312 IF NOT EXISTS\\*/ )?)${IDENT}(.*)$`);
+export const USE_DATABASE = new RegExp(`^USE ${IDENT};`);
+export const CREATE_TABLE = new RegExp(`^CREATE TABLE (?:IF NOT EXISTS )?${IDENT}`);
+
+/** Databases a restore never drops or loads: the server's own. */
+export const SYSTEM_DATABASES: ReadonlySet<string> = new Set(['mysql', 'sys', 'information_schema', 'performance_schema']);
