@@ -5,7 +5,7 @@
  * verify and refused by restore; a restore that fails half-way rolled back from the safety backup.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -16,7 +16,7 @@ import type { VerifyResult } from '../src/pipeline/run-verify.js';
 import type { AnyJob, Job } from '../src/queue/types.js';
 import { cli } from './helpers/cli.js';
 import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
-import { createTestEnv, s3Client, testProcessEnv, type TestEnv } from './helpers/env.js';
+import { createTestEnv, filesMandateYaml, s3Client, testProcessEnv, type TestEnv } from './helpers/env.js';
 import { checksums, seedShop, sql, startMariaDb } from './helpers/mariadb.js';
 import { docker } from './setup/services.js';
 
@@ -25,6 +25,7 @@ const ID = randomBytes(3).toString('hex');
 const DB = `rst-db-${ID}`;
 const RAW = `rst-raw-${ID}`;
 const COPY = `rst-copy-${ID}`;
+const BIG = `rst-big-${ID}`;
 const LABELS = {
   'backer.enabled': 'true',
   'backer.type': 'mysql',
@@ -33,12 +34,13 @@ const LABELS = {
   'backer.mysql.database': 'Env:MYSQL_DATABASE',
 };
 const TABLES = ['shop.products', 'shop.orders'];
+const FILES = `rst-files-${ID}`;
 
 let env: TestEnv;
 let daemon: DaemonProcess;
 let socket: string;
 
-const run = (args: string[]): ReturnType<typeof cli> => cli([...args, '--config', env.configPath], testProcessEnv());
+const run = (args: string[]): ReturnType<typeof cli> => cli([...args, '--config', env.configPath], { ...testProcessEnv(), TEST_RESTORE_FILES: join(env.dir, 'files') });
 
 async function runJson<T>(args: string[]): Promise<{ code: number; body: T; stderr: string }> {
   const r = await run([...args, '--json']);
@@ -65,21 +67,24 @@ async function manifests(mandate: string): Promise<Manifest[]> {
 }
 
 beforeAll(async () => {
-  env = await createTestEnv('restore');
+  env = await createTestEnv('restore', `mandates:\n${filesMandateYaml(FILES, 'TEST_RESTORE_FILES', { target: 'local' })}`);
   socket = join(env.dir, 'data', 'backer.sock');
+  await mkdir(join(env.dir, 'files'), { recursive: true });
+  await writeFile(join(env.dir, 'files', 'a.txt'), 'alpha\n');
   await Promise.all([
     startMariaDb(host(), { name: DB, labels: { ...LABELS, 'backer.target': 'local,s3', 'backer.middleware': 'compression,encryption' } }),
     startMariaDb(host(), { name: RAW, labels: { ...LABELS, 'backer.target': 'local' } }),
+    startMariaDb(host(), { name: BIG, labels: { ...LABELS, 'backer.target': 'local' } }),
   ]);
-  await Promise.all([seedShop(host(), DB), seedShop(host(), RAW)]);
-  daemon = spawnDaemon(env.configPath);
+  await Promise.all([seedShop(host(), DB), seedShop(host(), RAW), seedShop(host(), BIG, 100_000)]);
+  daemon = spawnDaemon(env.configPath, { env: { TEST_RESTORE_FILES: join(env.dir, 'files') } });
   await waitForHealth(daemon, socket, 60_000);
 });
 
 afterAll(async () => {
   await daemon.stop();
   if (process.env.BACKER_TEST_DAEMON_LOG) await writeFile(process.env.BACKER_TEST_DAEMON_LOG, daemon.output());
-  await docker(host(), ['rm', '-f', DB, RAW, COPY]).catch(() => undefined);
+  await docker(host(), ['rm', '-f', DB, RAW, COPY, BIG]).catch(() => undefined);
 });
 
 describe('restore through the daemon', () => {
@@ -142,6 +147,13 @@ describe('restore through the daemon', () => {
     }
     // A verification record is not a backup: the listing still shows each backup once per target.
     expect((await manifests(DB)).filter((m) => m.name === first)).toHaveLength(2);
+    const listed = await runJson<{ verifications: { backup: string; target: string; level: string; outcome: string }[] }>(['backups', 'list', '--mandate', DB]);
+    expect(listed.body.verifications.filter((v) => v.backup === first).map((v) => [v.target, v.level, v.outcome]).sort()).toEqual([
+      ['local', 'decode', 'passed'],
+      ['s3', 'decode', 'passed'],
+    ]);
+    const shown = await run(['backups', 'show', first, '--target', 'local']);
+    expect(shown.stdout).toMatch(/verified: +passed \(decode, /);
   });
 });
 
@@ -213,6 +225,32 @@ describe('damaged backups and failed restores', () => {
     expect(await state(RAW)).toBe(changed);
   });
 
+  it('a restore whose client is killed mid-way is rolled back from the safety backup', async () => {
+    const name = await backup(BIG);
+    await change(BIG);
+    const changed = await state(BIG);
+    const restore = runJson<Job<RestoreResult>>(['restore', BIG, name, '--yes', '--wait']);
+    // Once the hash pass is done (the first half of the progress) the client loads the dump: kill
+    // it then (the mariadb client, never the server mariadbd).
+    const applying = async (): Promise<boolean> => {
+      const { jobs } = await callApi<{ jobs: AnyJob[] }>(socket, 'GET', `/v1/jobs?mandate=${BIG}&kind=restore`);
+      const p = jobs.find((j) => j.state === 'running')?.progress;
+      return p !== null && p !== undefined && p.total !== null && p.bytes > p.total / 2;
+    };
+    for (let i = 0; i < 600 && !(await applying()); i++) await new Promise((r) => setTimeout(r, 20));
+    let killed = false;
+    for (let i = 0; i < 200 && !killed; i++) {
+      killed = await docker(host(), ['exec', BIG, 'pkill', '-KILL', '-x', 'mariadb']).then(() => true, () => false);
+      if (!killed) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(killed).toBe(true);
+    const { code, body } = await restore;
+    expect(code, JSON.stringify(body)).toBe(1);
+    expect(body.error?.message).toMatch(/exited with code 137/);
+    expect(body.error?.message).toContain(`rolled back from the safety backup ${body.result?.safety_backup ?? '?'}`);
+    expect(await state(BIG)).toBe(changed);
+  });
+
   it('with --no-verify-first a damaged artifact fails loudly at the end and is rolled back too', async () => {
     const name = await backup(RAW);
     const manifest = (await manifests(RAW)).find((m) => m.name === name) as Manifest;
@@ -233,6 +271,9 @@ describe('damaged backups and failed restores', () => {
 
   it('bad input: unknown backup (4), a destination that is not running (5), --database on a source without it is refused by the API', async () => {
     expect((await run(['restore', DB, 'no-such-backup', '--wait'])).code).toBe(4);
+    const unconfirmed = await run(['restore', DB, '--wait']);
+    expect(unconfirmed.code).toBe(5);
+    expect(unconfirmed.stdout).toContain(`a restore into the original replaces the data of container ${DB} (a safety backup is taken first): add --yes to confirm`);
     await docker(host(), ['create', '--name', `${COPY}-stopped`, '--network', 'none', 'hostuser:latest', 'sleep', '1']);
     const stopped = await run(['restore', DB, '--to', `container:${COPY}-stopped`, '--wait']);
     await docker(host(), ['rm', '-f', `${COPY}-stopped`]);
@@ -241,5 +282,9 @@ describe('damaged backups and failed restores', () => {
     const usage = await run(['restore', DB, '--to', 'somewhere']);
     expect(usage.code).toBe(5);
     expect(usage.stdout + usage.stderr).toContain('expected original, new:NAME, container:NAME or file:PATH');
+    const noDatabases = await run(['restore', FILES, '--to', `file:${join(env.dir, 'elsewhere')}`, '--database', 'a:b']);
+    expect(noDatabases.code).toBe(5);
+    expect(noDatabases.stderr).toContain('--database: files backups hold no named databases');
+    expect((await callApi<{ status: string }>(socket, 'GET', '/v1/health')).status).toBe('ok');
   });
 });

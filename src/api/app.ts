@@ -27,7 +27,7 @@ export interface ApiDeps {
   ready?: Promise<void>;
 }
 
-function mandateJson(m: MandateSpec, nextRun: Date | null): Record<string, unknown> {
+function mandateJson(m: MandateSpec, nextRun: Date | null, nextVerify: Date | null = null): Record<string, unknown> {
   return {
     name: m.name,
     origin: m.origin,
@@ -39,6 +39,9 @@ function mandateJson(m: MandateSpec, nextRun: Date | null): Record<string, unkno
     middleware: m.middleware,
     retention: m.retention,
     name_pattern: m.name_pattern,
+    verify: m.verify.interval,
+    verify_level: m.verify.level,
+    next_verify: nextVerify?.toISOString() ?? null,
   };
 }
 
@@ -85,7 +88,7 @@ export function createApi(deps: ApiDeps): Hono {
   app.get('/v1/mandates', () => {
     const snapshot = deps.services.discovery.current();
     return json({
-      mandates: snapshot.mandates.map((m) => mandateJson(m, deps.scheduler.nextRun(m.name))),
+      mandates: snapshot.mandates.map((m) => mandateJson(m, deps.scheduler.nextRun(m.name), deps.scheduler.nextRun(m.name, 'verify'))),
       skipped: snapshot.skipped,
       problems: snapshot.problems,
       docker_error: snapshot.docker_error,

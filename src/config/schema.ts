@@ -6,6 +6,8 @@ import { gzipMiddlewareSchema } from '../middleware/gzip.schema.js';
 import { zstdMiddlewareSchema } from '../middleware/zstd.schema.js';
 import { localTargetSchema } from '../targets/local.schema.js';
 import { s3TargetSchema } from '../targets/s3.schema.js';
+import { VERIFY_LEVELS } from '../manifests/verification.js';
+import { checkCron } from './cron.js';
 import { nameSchema, withJsonSchema } from './schema-kit.js';
 
 // Each plugin owns its options schema (src/targets/<type>.schema.ts, src/middleware/<type>.schema.ts);
@@ -95,6 +97,25 @@ export const volumeConfigSchema = z
           .refine((bind) => !/^[^:]*:\/backup(\/|:|$)/.test(bind), 'the helper mounts the volumes under /backup: use another container path'),
       )
       .default([]),
+  })
+  .strict();
+
+export const verifyConfigSchema = z
+  .object({
+    /**
+     * Cron (5 fields, or 6 with seconds first; UTC) of the scheduled verification of every mandate
+     * without its own `verify`. Default: none (no scheduled verification).
+     */
+    interval: withJsonSchema(
+      z.string().superRefine((value, ctx) => {
+        const problem = checkCron(value);
+        if (problem !== null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      }),
+      // Editors see the shape; `backer config check` judges each field (checkCron).
+      { type: 'string', pattern: '^\\s*\\S+(\\s+\\S+){4,5}\\s*$', description: 'cron, 5 fields or 6 (seconds first), UTC' },
+    ).optional(),
+    /** Level of scheduled verifications of mandates without their own `verify_level`. Default: decode. */
+    level: z.enum(VERIFY_LEVELS).default('decode'),
   })
   .strict();
 
@@ -207,6 +228,8 @@ export const configSchema = z
     queue: queueConfigSchema.prefault({}),
     /** Options of the volume source. Default: the helper image chosen at run time (see helper_image), no extra helper binds. */
     volume: volumeConfigSchema.prefault({}),
+    /** Scheduled verification defaults for every mandate. Default: no schedule, level decode. */
+    verify: verifyConfigSchema.prefault({}),
     /** Where backups are stored. Default: none. */
     targets: z.array(targetSchema).default([]),
     /** Transforms mandates can apply, by name. Default: none. */

@@ -3,6 +3,7 @@ import { createApiServer, type ApiServer } from '../api/server.js';
 import { createLogger, SecretRegistry } from '../logging/logger.js';
 import { createQueue, type Queue } from '../queue/queue.js';
 import { createScheduler, type Scheduler } from '../scheduler/scheduler.js';
+import { triggerScheduledVerify } from '../scheduler/verify-trigger.js';
 import { stoppedContainersDir } from '../state/stopped-containers.js';
 import { createEventBus, type EventBus } from '../events/bus.js';
 import { createJobRunner, createRestorePlanner } from './jobs.js';
@@ -23,7 +24,7 @@ export interface Daemon {
 export interface DaemonOptions extends ServiceOptions {
   /** Mandates to back up once right after start (the demo uses this). */
   runOnStart?: string[];
-  /** Compute schedules but never fire them (tests trigger backups themselves). Default false. */
+  /** Compute schedules (backups and verifications) but never fire them (tests trigger jobs themselves). Default false. */
   schedulesPaused?: boolean;
 }
 
@@ -31,9 +32,13 @@ export function createDaemon(options: DaemonOptions): Daemon {
   // The scheduler's trigger reaches the queue only when a cron fires, after start().
   const secrets = options.secrets ?? new SecretRegistry();
   const logger = options.logger ?? createLogger({ level: options.config.log.level, format: options.config.log.format, secrets });
+  const schedulerLogger = logger.child({ component: 'scheduler' });
   const scheduler: Scheduler = createScheduler({
-    trigger: (m) => queue.enqueue(m, 'schedule'),
-    logger: logger.child({ component: 'scheduler' }),
+    trigger: (m, run) => {
+      if (run.kind === 'backup') queue.enqueue(m, 'schedule');
+      else triggerScheduledVerify(queue, m, run.level, schedulerLogger);
+    },
+    logger: schedulerLogger,
     paused: options.schedulesPaused ?? false,
   });
   const services = createServices({ ...options, secrets, logger, onSnapshot: (s) => scheduler.update(s.mandates) });

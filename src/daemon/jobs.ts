@@ -1,4 +1,7 @@
 import { join } from 'node:path';
+import { listBackups } from '../manifests/store.js';
+import type { MandateSpec } from '../mandates/types.js';
+import type { Target } from '../targets/types.js';
 import { BackerError, describeError } from '../errors.js';
 import { VERIFY_LEVELS, type VerifyLevel } from '../manifests/verification.js';
 import type { JobRunContext } from '../queue/queue.js';
@@ -10,6 +13,18 @@ import type { RestorePlanner } from '../api/jobs.js';
 import { runVerify, type VerifyParams } from '../pipeline/run-verify.js';
 import { runBackup } from '../pipeline/run-backup.js';
 import type { Services } from './services.js';
+
+/** The raw size of the mandate's newest backup: the ETA of the next one. Null when none is readable. */
+async function previousRawSize(mandate: MandateSpec, targets: ReadonlyMap<string, Target>): Promise<number | null> {
+  for (const name of mandate.targets) {
+    const target = targets.get(name);
+    if (!target) continue;
+    const listing = await listBackups(target, mandate.name).catch(() => null);
+    const newest = listing?.backups[0]?.manifest;
+    if (newest) return newest.steps[0]?.size ?? null;
+  }
+  return null;
+}
 
 function badParams(job: AnyJob, message: string): BackerError {
   return new BackerError('API_BAD_REQUEST', `job ${job.id} (${job.kind}): ${message}`, { component: 'jobs', permanent: true });
@@ -44,7 +59,8 @@ export function createJobRunner(services: Services): (job: AnyJob, context: JobR
   return async (job, context) => {
     const mandate = services.mandate(job.mandate);
     if (job.kind === 'backup') {
-      const result = await services.backup(job.mandate, context.signal, {}, { onBytes: (bytes) => context.progress({ bytes, total: null }) });
+      const total = await previousRawSize(mandate, services.targets);
+      const result = await services.backup(job.mandate, context.signal, {}, { onBytes: (bytes) => context.progress({ bytes, total }) });
       return { status: result.status, error: result.error, result };
     }
     if (job.kind === 'restore') {

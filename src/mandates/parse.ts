@@ -1,16 +1,19 @@
-import { Cron } from 'croner';
 import { notABoolean, parseBoolean } from '../config/boolean.js';
+import { checkCron } from '../config/cron.js';
 import { concealForConfig } from '../config/expanded.js';
 import { resolveMandateRefs } from '../config/mandate-refs.js';
 import { checkNameLength, checkNamePattern, DEFAULT_NAME_PATTERN, DEFAULT_NAME_PATTERN_NO_CONTAINER } from '../config/name-pattern.js';
 import { closest, whereIn, type ConfigProblem, type InvalidRefs } from '../config/problems.js';
 import type { BackerConfig } from '../config/schema.js';
+import { VERIFY_LEVELS, type VerifyLevel } from '../manifests/verification.js';
 import type { SourceRegistry } from '../sources/registry.js';
 import type { SourceDefinition } from '../sources/types.js';
 import { hostOnlyProblems } from './host-only.js';
 import { parseSourceOptions } from './source-options.js';
 import { checkRefs } from './refs.js';
 import type { MandateSpec } from './types.js';
+
+export { checkCron } from '../config/cron.js';
 
 /**
  * A mandate is read from a container's `backer.*` labels or from a static mandate of the config
@@ -25,7 +28,7 @@ export const DEFAULT_RETENTION = 10;
 export const LABEL_PREFIX = 'backer.';
 
 /** The mandate's own keys; `<type>.*` keys go to the source, `container` only in static mandates. */
-const CORE_KEYS = ['type', 'enabled', 'interval', 'target', 'middleware', 'retention', 'name_pattern'] as const;
+const CORE_KEYS = ['type', 'enabled', 'interval', 'target', 'middleware', 'retention', 'name_pattern', 'verify', 'verify_level'] as const;
 
 export interface ParseMandateInput {
   /** The container name for labels, the YAML key for static mandates. */
@@ -64,26 +67,6 @@ export function labelsToRaw(labels: Record<string, string>): Record<string, stri
     if (key.startsWith(LABEL_PREFIX) && key.length > LABEL_PREFIX.length) raw[key.slice(LABEL_PREFIX.length)] = value;
   }
   return raw;
-}
-
-/** Why a cron expression is unusable, or null when it is a valid 5- or 6-field expression. */
-export function checkCron(expression: string): string | null {
-  const fields = expression.trim().split(/\s+/);
-  if (fields.length !== 5 && fields.length !== 6) {
-    return `expected a cron expression of 5 fields (minute hour day month weekday) or 6 (seconds first), received ${JSON.stringify(expression)}`;
-  }
-  let job: Cron | undefined;
-  try {
-    // paused and without a function: only the pattern is parsed, nothing is scheduled.
-    job = new Cron(expression, { paused: true, mode: '5-or-6-parts' });
-    if (job.nextRun() === null) return `${JSON.stringify(expression)} never fires`;
-    return null;
-  } catch (err) {
-    const reason = err instanceof Error ? err.message.replace(/^CronPattern:\s*/, '') : String(err);
-    return `invalid cron expression ${JSON.stringify(expression)}: ${reason}`;
-  } finally {
-    job?.stop();
-  }
 }
 
 /** How a key is spelled where the user wrote it, for "known keys" lists and hints. */
@@ -139,7 +122,32 @@ function readCore(input: ParseMandateInput, add: Add): Omit<MandateSpec, 'name' 
   const namePattern = raw.name_pattern?.trim() ?? (container === null ? DEFAULT_NAME_PATTERN_NO_CONTAINER : DEFAULT_NAME_PATTERN);
   const patternProblem = checkNamePattern(namePattern, container !== null) ?? checkNameLength(namePattern, { container, mandate: input.name });
   if (patternProblem !== null) add('name_pattern', patternProblem);
-  return { interval, targets, middleware, retention, name_pattern: namePattern };
+  return { interval, targets, middleware, retention, name_pattern: namePattern, verify: readVerify(raw, input.config.verify, add) };
+}
+
+function isVerifyLevel(value: string): value is VerifyLevel {
+  return (VERIFY_LEVELS as readonly string[]).includes(value);
+}
+
+/**
+ * Step 3b: the scheduled verification. `verify` is a cron (or `off`: none, even when the config
+ * sets a default); `verify_level` one of VERIFY_LEVELS. Unset keys take the config's `verify`.
+ */
+function readVerify(raw: Record<string, string>, defaults: BackerConfig['verify'], add: Add): MandateSpec['verify'] {
+  let interval = defaults.interval ?? null;
+  if (raw.verify !== undefined) {
+    const text = raw.verify.trim();
+    const problem = parseBoolean(text) === false ? null : checkCron(text);
+    if (problem !== null) add('verify', `${problem}; or off for no scheduled verification`);
+    interval = parseBoolean(text) === false ? null : text;
+  }
+  let level = defaults.level;
+  if (raw.verify_level !== undefined) {
+    const text = raw.verify_level.trim();
+    if (isVerifyLevel(text)) level = text;
+    else add('verify_level', `expected one of ${VERIFY_LEVELS.join(', ')}, received ${JSON.stringify(raw.verify_level)}`);
+  }
+  return { interval, level };
 }
 
 /** Step 4: every other key must be a `<type>.*` option of this mandate's source; those, without the prefix. */

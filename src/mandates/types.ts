@@ -1,3 +1,5 @@
+import type { VerifyLevel } from '../manifests/verification.js';
+
 /** A fully validated mandate: what to back up, how, where and when. */
 export interface MandateSpec {
   /** Unique name; for labelled containers the container name, for static mandates the YAML key. */
@@ -21,6 +23,12 @@ export interface MandateSpec {
   retention: number;
   /** Default "<DATE>-<CONTAINER_NAME>" (or "<DATE>-<MANDATE>" without container). */
   name_pattern: string;
+  /**
+   * Scheduled verification: a cron (5 or 6 fields, UTC) that queues a `verify` job (a `drill`
+   * job when the level is drill) of every backup of the mandate, or null for none. Default: the
+   * config's `verify` (interval none, level decode).
+   */
+  verify: { interval: string | null; level: VerifyLevel };
   /**
    * Where key K (`mysql.database`) of this mandate was written: `container X label backer.K` or
    * `backer.yml: mandates.NAME.K`, for problems found only at run time (an `Env:` value). Default:

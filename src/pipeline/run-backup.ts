@@ -10,7 +10,7 @@ import type { Middleware } from '../middleware/types.js';
 import { manifestKey, MANIFEST_VERSION, type Manifest, type Step } from '../manifests/schema.js';
 import { applyRetention } from '../retention/apply.js';
 import type { SourceRegistry } from '../sources/registry.js';
-import type { Dump, SourceSettings } from '../sources/types.js';
+import type { Dump, SourceDefinition, SourceSettings } from '../sources/types.js';
 import type { Target } from '../targets/types.js';
 import { BACKER_VERSION } from '../util/version.js';
 import { createFanout } from './fanout.js';
@@ -99,27 +99,32 @@ interface RunSignals {
   scope: JobScope;
 }
 
-async function runScoped(mandate: MandateSpec, services: BackupServices, signals: RunSignals, options: BackupOptions): Promise<BackupResult> {
-  const logger = services.logger.child({ mandate: mandate.name });
-  const signal = AbortSignal.any([signals.cancel, signals.crash]);
+/** What a run is about to write: its name, targets, middleware and source, resolved before any byte moves. */
+interface RunPlan {
+  uuid: string;
+  name: string;
+  createdAt: Date;
+  targets: Target[];
+  middleware: Middleware[];
+  definition: SourceDefinition<unknown>;
+}
+
+async function planRun(mandate: MandateSpec, services: BackupServices): Promise<RunPlan> {
   const uuid = randomUUID();
   const createdAt = new Date();
   const targets = mandate.targets.map((t) => lookup(services.targets, t, 'target', mandate.name));
-  const name = await uniqueName(
-    renderName(mandate.name_pattern, { date: createdAt, container: mandate.source.container, mandate: mandate.name, uuid }),
-    mandate.name,
-    targets,
-    uuid,
-  );
-  signals.scope.backup = name;
+  const rendered = renderName(mandate.name_pattern, { date: createdAt, container: mandate.source.container, mandate: mandate.name, uuid });
+  const name = await uniqueName(rendered, mandate.name, targets, uuid);
   const middleware = mandate.middleware.map((m) => lookup(services.middleware, m, 'middleware', mandate.name));
   const definition = services.sources.get(mandate.source.type);
   if (!definition) {
     throw new BackerError('LABEL_INVALID', `unknown source type ${mandate.source.type}`, { component: COMPONENT, permanent: true });
   }
+  return { uuid, name, createdAt, targets, middleware, definition };
+}
 
-  logger.info({ backup: name, targets: mandate.targets }, 'backup started');
-  const dump = await definition.dump(mandate.source.options, { container: mandate.source.container }, {
+function startDump(mandate: MandateSpec, plan: RunPlan, services: BackupServices, signal: AbortSignal, logger: Logger): Promise<Dump> {
+  return plan.definition.dump(mandate.source.options, { container: mandate.source.container }, {
     mandate: mandate.name,
     signal,
     logger,
@@ -128,29 +133,34 @@ async function runScoped(mandate: MandateSpec, services: BackupServices, signals
     settings: services.settings,
     describe: mandate.describe,
   });
+}
 
-  const { stages, hashes, extension, mime } = buildStages(dump, mandate.source.type, middleware, signal, options.onBytes);
-  const artifactKey = `${mandate.name}/${name}${extension}`;
-  const { streamError, settled, completedAt } = await streamToTargets(stages, targets, artifactKey, mime, signal);
+/**
+ * Reads top to bottom: plan (name, targets), dump, stream through every step to every target,
+ * then either undo what a failed run stored, or commit a manifest on each target that has the artifact.
+ */
+async function runScoped(mandate: MandateSpec, services: BackupServices, signals: RunSignals, options: BackupOptions): Promise<BackupResult> {
+  const logger = services.logger.child({ mandate: mandate.name });
+  const signal = AbortSignal.any([signals.cancel, signals.crash]);
+  const plan = await planRun(mandate, services);
+  signals.scope.backup = plan.name;
+  logger.info({ backup: plan.name, targets: mandate.targets }, 'backup started');
+  const dump = await startDump(mandate, plan, services, signal, logger);
+
+  const { stages, hashes, extension, mime } = buildStages(dump, mandate.source.type, plan.middleware, signal, options.onBytes);
+  const artifactKey = `${mandate.name}/${plan.name}${extension}`;
+  const { streamError, settled, completedAt } = await streamToTargets(stages, plan.targets, artifactKey, mime, signal);
   // On failure or abort the pipeline settles before the source's own cleanup has run (removing a
   // helper container, starting a stopped container again): the job ends only after it.
   if (!dump.stream.closed) await new Promise((resolve) => dump.stream.once('close', resolve));
   if (streamError !== undefined || signals.crash.aborted) {
-    const error = runError(streamError, settled, signals);
-    // A write that completed before the run failed stored an artifact of this run that no manifest
-    // will make a backup: remove it (only it; writes never replace, so it is this run's own).
-    for (const [i, target] of targets.entries()) {
-      if (settled[i]?.status === 'fulfilled') await target.remove(artifactKey).catch(() => undefined);
-    }
-    logger.error({ backup: name, code: errorCode(error), err: describeError(error) }, 'backup failed');
-    const targetResults = targets.map((t, i) => failedTarget(t, artifactKey, settled[i]?.status === 'rejected' ? settled[i].reason : error));
-    return { uuid, name, status: 'failed', error: { code: errorCode(error), message: describeError(error) }, raw_size: null, targets: targetResults };
+    return failedRun(runError(streamError, settled, signals), plan, artifactKey, settled, logger);
   }
 
   const steps: Step[] = hashes.map(({ hash, processor, mime }) => ({ processor, mime, ...hash.digest() }));
-  const base = { uuid, name, mandate: mandate.name, createdAt, source: dump.info(), steps, artifactKey, tags: options.tags ?? [] };
+  const base = { uuid: plan.uuid, name: plan.name, mandate: mandate.name, createdAt: plan.createdAt, source: dump.info(), steps, artifactKey, tags: options.tags ?? [] };
   const results: TargetResult[] = [];
-  for (const [i, target] of targets.entries()) {
+  for (const [i, target] of plan.targets.entries()) {
     const outcome = settled[i];
     if (!outcome || outcome.status === 'rejected') {
       results.push(failedTarget(target, artifactKey, outcome?.reason));
@@ -160,8 +170,21 @@ async function runScoped(mandate: MandateSpec, services: BackupServices, signals
   }
   const failed = results.find((r) => r.status === 'failed');
   const status = failed ? 'failed' : 'succeeded';
-  logger[failed ? 'error' : 'info']({ backup: name, status }, failed ? 'backup failed on some targets' : 'backup succeeded');
-  return { uuid, name, status, error: failed?.error ?? null, raw_size: steps[0]?.size ?? null, targets: results };
+  logger[failed ? 'error' : 'info']({ backup: plan.name, status }, failed ? 'backup failed on some targets' : 'backup succeeded');
+  return { uuid: plan.uuid, name: plan.name, status, error: failed?.error ?? null, raw_size: steps[0]?.size ?? null, targets: results };
+}
+
+/**
+ * A write that completed before the run failed stored an artifact of this run that no manifest
+ * will make a backup: it is removed (only it; writes never replace, so it is this run's own).
+ */
+async function failedRun(error: unknown, plan: RunPlan, artifactKey: string, settled: PromiseSettledResult<void>[], logger: Logger): Promise<BackupResult> {
+  for (const [i, target] of plan.targets.entries()) {
+    if (settled[i]?.status === 'fulfilled') await target.remove(artifactKey).catch(() => undefined);
+  }
+  logger.error({ backup: plan.name, code: errorCode(error), err: describeError(error) }, 'backup failed');
+  const targetResults = plan.targets.map((t, i) => failedTarget(t, artifactKey, settled[i]?.status === 'rejected' ? settled[i].reason : error));
+  return { uuid: plan.uuid, name: plan.name, status: 'failed', error: { code: errorCode(error), message: describeError(error) }, raw_size: null, targets: targetResults };
 }
 
 interface StepHash {

@@ -160,15 +160,16 @@ export async function planRestoreJob(mandate: MandateSpec, params: RestoreParams
  */
 export async function runRestore(mandate: MandateSpec, params: RestoreParams, services: RestoreServices, context: RestoreContext): Promise<RestoreOutcome> {
   const dest = parseDestination(params.to, mandate.source.type, mandate.source.container).destination;
-  if (dest.kind === 'container' && dest.original && !params.safety_backup && !params.yes) {
-    throw new BackerError('RESTORE_REFUSED', 'a restore into the original without a safety backup replaces its data with no way back: add --yes to confirm', {
+  const prepared = await prepare(mandate, params, services, context.jobId, context.signal);
+  const result = baseResult(mandate, params, prepared);
+  if (params.dry_run) return { status: 'succeeded', error: null, result };
+  if (dest.kind === 'container' && dest.original && !params.yes) {
+    const how = params.safety_backup ? 'a safety backup is taken first' : 'without a safety backup there is no way back';
+    throw new BackerError('RESTORE_REFUSED', `a restore into the original replaces the data of container ${dest.container} (${how}): add --yes to confirm`, {
       component: COMPONENT,
       permanent: true,
     });
   }
-  const prepared = await prepare(mandate, params, services, context.jobId, context.signal);
-  const result = baseResult(mandate, params, prepared);
-  if (params.dry_run) return { status: 'succeeded', error: null, result };
   const size = prepared.backup.manifest.artifact.size;
   const total = params.verify_first ? 2 * size : size;
   if (params.verify_first) await hashFirst(prepared.backup, services, context, total);
@@ -190,7 +191,11 @@ async function hashFirst(backup: LocatedBackup, services: RestoreServices, conte
   try {
     await drain(decoded.stream);
   } catch (err) {
-    throw new BackerError('VERIFY_FAILED', `backup ${backup.manifest.name} on ${backup.target.name} does not match its manifest, nothing was restored: ${describeError(err)}`, {
+    const code = errorCode(err);
+    const what = code === 'VERIFY_FAILED' ? 'does not match its manifest' : 'could not be read and decoded';
+    // A cancel stays a cancel; anything else says that the destination was not touched.
+    if (code === 'JOB_CANCELLED') throw err;
+    throw new BackerError(code === 'INTERNAL' ? 'RESTORE_FAILED' : code, `backup ${backup.manifest.name} on ${backup.target.name} ${what}, nothing was restored: ${describeError(err)}`, {
       component: COMPONENT,
       cause: err,
       permanent: true,

@@ -137,7 +137,7 @@ export async function runVerify(
     done += backup.manifest.artifact.size;
     verifications.push({ ...v, ...(await record(backup, v)) });
     const log = v.outcome === 'passed' ? services.logger.info.bind(services.logger) : services.logger.error.bind(services.logger);
-    log({ mandate: mandate.name, backup: v.backup, target: v.target, level: v.level, outcome: v.outcome, err: v.error?.message }, `verification ${v.outcome}`);
+    log({ mandate: mandate.name, backup: v.backup, target: v.target, verify_level: v.level, outcome: v.outcome, err: v.error?.message }, `verification ${v.outcome}`);
   }
   const failed = verifications.filter((v) => v.outcome === 'failed');
   const result: VerifyResult = { kind: 'verify', level: params.level, verifications };

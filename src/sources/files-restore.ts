@@ -10,7 +10,7 @@ import { cancelledError } from '../util/abort.js';
 import { childEnv } from '../util/child-env.js';
 import { lastLines, TailBuffer } from './docker-exec.js';
 import type { FilesOptions } from './files.js';
-import { normalizeMember, TarError, TarScanner, TreeHasher, type TarEntry, type TreeStats } from './files-tar.js';
+import { normalizeMember, TarError, TarScanner, TreeHasher, type TarEntry, type TreeStats } from './tar-scan.js';
 import type { DrillCheck, DumpContext, RestorePlan, RestoreRequest } from './types.js';
 
 /*

@@ -6,7 +6,7 @@ import { BackerError, describeError } from '../errors.js';
 import { childEnv } from '../util/child-env.js';
 import { TailBuffer } from './docker-exec.js';
 import { checkFiles, planFilesRestore, restoreFiles } from './files-restore.js';
-import { TarScanner, TreeHasher } from './files-tar.js';
+import { TarScanner, TreeHasher } from './tar-scan.js';
 import { labelError } from './options.js';
 import { defineSource, type Dump, type DumpContext, type OptionOrigin } from './types.js';
 

@@ -1,7 +1,7 @@
 import { BackerError } from '../errors.js';
 
 export function cancelledError(component: string, reason?: unknown): BackerError {
-  return new BackerError('JOB_CANCELLED', 'the backup was cancelled', { component, cause: reason, permanent: true });
+  return new BackerError('JOB_CANCELLED', 'the job was cancelled', { component, cause: reason, permanent: true });
 }
 
 export function throwIfAborted(signal: AbortSignal, component: string): void {

@@ -37,153 +37,193 @@ interface ExitStatus {
  * output can never pass for a complete one; any failure destroys the stream with a BackerError.
  * Destroying the stream (or aborting `signal`) kills the child, and the stream reports 'close'
  * only after the child has been reaped.
+ *
+ * The steps, in the order below: create the stream (`FilterRun`, `filterDuplex`), start the child
+ * (`startChild`), watch its exit and stdin (`watchChild`), forward its stdout (`forwardStdout`),
+ * keep the tail of its stderr (`collectStderr`); every event then asks `settle` whether the run
+ * is over, and how.
  */
 export function spawnDuplex(options: SpawnDuplexOptions): Duplex {
-  const { args, signal, component } = options;
-  const command = options.name ?? options.command;
-  let child: ChildProcessWithoutNullStreams | undefined = undefined;
-  let exit: ExitStatus | undefined;
-  let stdoutEnded = false;
-  let outputEnded = false;
-  let stdinBroken = false;
-  let stderrClosed = false;
-  let stderrTail = Buffer.alloc(0);
-  let stderrTimer: NodeJS.Timeout | undefined;
+  const run = new FilterRun(options);
+  if (options.signal.aborted) {
+    // Next tick: a pipeline built in this tick must see the error (Node 22+ refuses to pipe into
+    // a stream that is already destroyed, and the error would escape uncaught).
+    process.nextTick(run.onAbort);
+    return run.duplex;
+  }
+  options.signal.addEventListener('abort', run.onAbort, { once: true });
+  const child = startChild(run);
+  if (child === undefined) return run.duplex;
+  run.child = child;
+  watchChild(run, child);
+  forwardStdout(run, child);
+  collectStderr(run, child);
+  return run.duplex;
+}
 
-  const fail = (err: BackerError): void => {
-    duplex.destroy(err);
-  };
-  const onAbort = (): void => {
-    duplex.destroy(cancelledError(component, signal.reason));
+/** What the steps share: the stream, the child once started, and what has happened to it so far. */
+class FilterRun {
+  /** How messages name the program. */
+  readonly command: string;
+  readonly duplex: Duplex;
+  child: ChildProcessWithoutNullStreams | undefined;
+  exit: ExitStatus | undefined;
+  stdoutEnded = false;
+  /** The readable side was ended (push(null)): exactly once. */
+  outputEnded = false;
+  stdinBroken = false;
+  stderrClosed = false;
+  stderrTail = Buffer.alloc(0);
+  stderrTimer: NodeJS.Timeout | undefined;
+
+  constructor(readonly options: SpawnDuplexOptions) {
+    this.command = options.name ?? options.command;
+    this.duplex = filterDuplex(this);
+  }
+
+  readonly onAbort = (): void => {
+    this.fail(cancelledError(this.options.component, this.options.signal.reason));
   };
 
-  const duplex = new Duplex({
+  fail(err: BackerError): void {
+    this.duplex.destroy(err);
+  }
+
+  failure(message: string, details: Record<string, unknown> = {}, cause?: unknown): BackerError {
+    return new BackerError('MIDDLEWARE_FAILED', message, { component: this.options.component, details: { command: this.command, ...details }, cause });
+  }
+}
+
+/** The stream itself: writes feed the child's stdin, reads resume its stdout, destroy stops it. */
+function filterDuplex(run: FilterRun): Duplex {
+  return new Duplex({
     write(chunk: Buffer, _encoding, callback) {
       // A broken stdin means the child stopped reading; holding the callback stops the writer
       // until the child's exit status destroys this stream with the real reason.
-      if (child === undefined || stdinBroken) return;
+      const child = run.child;
+      if (child === undefined || run.stdinBroken) return;
       if (child.stdin.write(chunk)) callback();
       else child.stdin.once('drain', () => callback());
     },
     final(callback) {
-      if (child === undefined || stdinBroken) return;
+      const child = run.child;
+      if (child === undefined || run.stdinBroken) return;
       child.stdin.once('finish', () => callback());
       child.stdin.end();
     },
     read() {
-      child?.stdout.resume();
+      run.child?.stdout.resume();
     },
     destroy(err, callback) {
-      signal.removeEventListener('abort', onAbort);
-      if (stderrTimer !== undefined) clearTimeout(stderrTimer);
-      const running = child;
-      if (running === undefined || !isRunning(running)) {
-        if (running !== undefined) closeStdio(running);
-        callback(err);
-        return;
-      }
-      const killer = setTimeout(() => running.kill('SIGKILL'), KILL_GRACE_MS);
-      // 'exit' comes after Node reaped the child, so no zombie outlives this stream.
-      running.once('exit', () => {
-        clearTimeout(killer);
-        closeStdio(running);
-        callback(err);
-      });
-      running.kill('SIGTERM');
+      run.options.signal.removeEventListener('abort', run.onAbort);
+      if (run.stderrTimer !== undefined) clearTimeout(run.stderrTimer);
+      stopChild(run.child, () => callback(err));
     },
   });
+}
 
-  if (signal.aborted) {
-    // Next tick: a pipeline built in this tick must see the error (Node 22+ refuses to pipe into
-    // a stream that is already destroyed, and the error would escape uncaught).
-    process.nextTick(onAbort);
-    return duplex;
+/** Kills a running child (SIGTERM, SIGKILL after a grace) and calls `done` once it was reaped. */
+function stopChild(child: ChildProcessWithoutNullStreams | undefined, done: () => void): void {
+  if (child === undefined || !isRunning(child)) {
+    if (child !== undefined) closeStdio(child);
+    done();
+    return;
   }
-  signal.addEventListener('abort', onAbort, { once: true });
+  const killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+  // 'exit' comes after Node reaped the child, so no zombie outlives this stream.
+  child.once('exit', () => {
+    clearTimeout(killer);
+    closeStdio(child);
+    done();
+  });
+  child.kill('SIGTERM');
+}
 
-  const settle = (): void => {
-    if (duplex.destroyed || exit === undefined) return;
-    const status = exit;
-    if (status.code !== 0) {
-      if (stderrClosed) fail(exitError(command, status, stderrTail, component));
-      else stderrTimer ??= setTimeout(() => fail(exitError(command, status, stderrTail, component)), STDERR_WAIT_MS);
-      return;
-    }
-    if (stdinBroken) {
-      fail(
-        new BackerError('MIDDLEWARE_FAILED', `${command} exited before reading all of its input`, {
-          component,
-          details: { command, exit_code: 0 },
-        }),
-      );
-      return;
-    }
-    if (stdoutEnded && !outputEnded) {
-      outputEnded = true;
-      duplex.push(null);
-    }
-  };
-
-  let proc: ChildProcessWithoutNullStreams;
+/** Spawns the program with PATH and its own variables only; a synchronous failure fails the stream. */
+function startChild(run: FilterRun): ChildProcessWithoutNullStreams | undefined {
+  const { options } = run;
   try {
-    proc = spawn(options.command, args, {
+    return spawn(options.command, options.args, {
       // Only PATH and the tool's own variables: Backer's environment holds credentials (see childEnv).
       env: childEnv(options.env),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
   } catch (err) {
-    fail(new BackerError('MIDDLEWARE_FAILED', `cannot start ${command}: ${messageOf(err)}`, { component, details: { command }, cause: err }));
-    return duplex;
+    run.fail(run.failure(`cannot start ${run.command}: ${messageOf(err)}`, {}, err));
+    return undefined;
   }
-  child = proc;
+}
 
-  proc.on('error', (err: NodeJS.ErrnoException) => {
+/** Spawn errors (a missing program), the exit status, and a stdin the child stopped reading. */
+function watchChild(run: FilterRun, child: ChildProcessWithoutNullStreams): void {
+  const { command } = run;
+  child.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') {
-      fail(
-        new BackerError('TOOL_MISSING', `${command} is not installed (not found in PATH)`, {
-          component,
-          details: { command },
-          cause: err,
-          permanent: true,
-        }),
-      );
+      const options = { component: run.options.component, details: { command }, cause: err, permanent: true };
+      run.fail(new BackerError('TOOL_MISSING', `${command} is not installed (not found in PATH)`, options));
     } else {
-      fail(new BackerError('MIDDLEWARE_FAILED', `cannot run ${command}: ${err.message}`, { component, details: { command }, cause: err }));
+      run.fail(run.failure(`cannot run ${command}: ${err.message}`, {}, err));
     }
   });
-  proc.on('exit', (code, exitSignal) => {
-    exit = { code, signal: exitSignal };
-    settle();
+  child.on('exit', (code, signal) => {
+    run.exit = { code, signal };
+    settle(run);
   });
-
   // EPIPE/ECONNRESET land here when the child quits early; its exit status tells why.
-  proc.stdin.on('error', () => {
-    stdinBroken = true;
-    settle();
+  child.stdin.on('error', () => {
+    run.stdinBroken = true;
+    settle(run);
   });
+}
 
-  proc.stdout.on('data', (chunk: Buffer) => {
-    if (!duplex.push(chunk)) proc.stdout.pause();
+/** The child's stdout becomes the stream's readable side, paused while the reader is full. */
+function forwardStdout(run: FilterRun, child: ChildProcessWithoutNullStreams): void {
+  child.stdout.on('data', (chunk: Buffer) => {
+    if (!run.duplex.push(chunk)) child.stdout.pause();
   });
-  proc.stdout.on('end', () => {
-    stdoutEnded = true;
-    settle();
+  child.stdout.on('end', () => {
+    run.stdoutEnded = true;
+    settle(run);
   });
-  proc.stdout.on('error', (err) => {
-    fail(new BackerError('MIDDLEWARE_FAILED', `cannot read the output of ${command}: ${err.message}`, { component, details: { command }, cause: err }));
+  child.stdout.on('error', (err) => {
+    run.fail(run.failure(`cannot read the output of ${run.command}: ${err.message}`, {}, err));
   });
+}
 
-  proc.stderr.on('data', (chunk: Buffer) => {
-    stderrTail = Buffer.concat([stderrTail, chunk]);
-    if (stderrTail.length > STDERR_LIMIT) stderrTail = stderrTail.subarray(stderrTail.length - STDERR_LIMIT);
+/** Keeps the last STDERR_LIMIT bytes of stderr for the error message of a failed exit. */
+function collectStderr(run: FilterRun, child: ChildProcessWithoutNullStreams): void {
+  child.stderr.on('data', (chunk: Buffer) => {
+    run.stderrTail = Buffer.concat([run.stderrTail, chunk]);
+    if (run.stderrTail.length > STDERR_LIMIT) run.stderrTail = run.stderrTail.subarray(run.stderrTail.length - STDERR_LIMIT);
   });
-  proc.stderr.on('error', () => undefined);
-  proc.stderr.on('close', () => {
-    stderrClosed = true;
-    settle();
+  child.stderr.on('error', () => undefined);
+  child.stderr.on('close', () => {
+    run.stderrClosed = true;
+    settle(run);
   });
+}
 
-  return duplex;
+/**
+ * Decides the end once the child exited: a failed exit fails the stream (with stderr, waiting a
+ * little for its end); exit 0 with unread input fails it too; exit 0 with stdout at its end ends it.
+ */
+function settle(run: FilterRun): void {
+  const status = run.exit;
+  if (run.duplex.destroyed || status === undefined) return;
+  if (status.code !== 0) {
+    const failExit = (): void => run.fail(exitError(run.command, status, run.stderrTail, run.options.component));
+    if (run.stderrClosed) failExit();
+    else run.stderrTimer ??= setTimeout(failExit, STDERR_WAIT_MS);
+    return;
+  }
+  if (run.stdinBroken) {
+    run.fail(run.failure(`${run.command} exited before reading all of its input`, { exit_code: 0 }));
+    return;
+  }
+  if (run.stdoutEnded && !run.outputEnded) {
+    run.outputEnded = true;
+    run.duplex.push(null);
+  }
 }
 
 function isRunning(child: ChildProcessWithoutNullStreams): boolean {

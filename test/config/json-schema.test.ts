@@ -58,6 +58,9 @@ describe('backer config schema', () => {
     ['a null in a static mandate', 'mandates:\n  m:\n    type: files\n    files:\n      path:\n', '/mandates/m/files/path'],
     ['a mapping in a list of a static mandate', 'mandates:\n  m:\n    target:\n      - a: b\n', '/mandates/m/target/0'],
     ['a bad mandate name', 'mandates:\n  "-m":\n    type: files\n', '/mandates'],
+    ['a verify interval that is no 5- or 6-field cron', 'verify:\n  interval: "@daily"\n', '/verify/interval'],
+    ['an unknown verify level', 'verify:\n  level: full\n', '/verify/level'],
+    ['an unknown key in verify', 'verify:\n  every: "0 5 * * *"\n', '/verify'],
   ];
 
   it.each(invalid)('refuses %s, at its path, as the config loader does', (_label, yaml, path) => {

@@ -21,6 +21,8 @@ describe('parseConfigText', () => {
       queue: { concurrency: 2 },
       // No helper_image: the volume source picks its default at run time (sources/helper-image.ts).
       volume: { helper_binds: [] },
+      // No interval: no scheduled verification unless a mandate asks for one.
+      verify: { level: 'decode' },
       targets: [],
       middleware: [],
       mandates: {},

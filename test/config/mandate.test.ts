@@ -80,6 +80,7 @@ describe('parseMandate', () => {
         middleware: [],
         retention: 10,
         name_pattern: '<DATE>-<CONTAINER_NAME>',
+        verify: { interval: null, level: 'decode' },
         describe: expect.any(Function) as unknown,
       },
     });
@@ -94,10 +95,19 @@ describe('parseMandate', () => {
       'backer.middleware': 'gz,enc',
       'backer.retention': '3',
       'backer.name_pattern': 'shop_<DATE>_<UUID>',
+      'backer.verify': '*/5 * * * * *',
+      'backer.verify_level': 'hash',
       'backer.fake.path': '/data',
     });
     expect(problems).toEqual([]);
-    expect(mandate).toMatchObject({ interval: '30 0 3 * * *', targets: ['local', 's3'], middleware: ['gz', 'enc'], retention: 3, name_pattern: 'shop_<DATE>_<UUID>' });
+    expect(mandate).toMatchObject({
+      interval: '30 0 3 * * *',
+      targets: ['local', 's3'],
+      middleware: ['gz', 'enc'],
+      retention: 3,
+      name_pattern: 'shop_<DATE>_<UUID>',
+      verify: { interval: '*/5 * * * * *', level: 'hash' },
+    });
   });
 
   it('skips a disabled mandate without judging it', () => {
@@ -126,7 +136,7 @@ describe('parseMandate', () => {
       { where: 'container shop-db label backer.name_pattern', message: 'unknown placeholder <HOST>; known: <DATE>, <CONTAINER_NAME>, <MANDATE>, <UUID>' },
       {
         where: 'container shop-db label backer.intervall',
-        message: 'unknown label backer.intervall (did you mean backer.interval?); known: backer.type, backer.enabled, backer.interval, backer.target, backer.middleware, backer.retention, backer.name_pattern, backer.fake.*',
+        message: 'unknown label backer.intervall (did you mean backer.interval?); known: backer.type, backer.enabled, backer.interval, backer.target, backer.middleware, backer.retention, backer.name_pattern, backer.verify, backer.verify_level, backer.fake.*',
       },
       { where: 'container shop-db label backer.files.root', message: 'backer.files.root is an option of source type files, but backer.type is "fake"' },
       { where: 'container shop-db label backer.fake.path', message: 'required: the path to dump' },
@@ -255,7 +265,7 @@ mandates:
     expect(parseStaticMandates(loaded.config, sources, 'backer.yml').problems).toEqual([
       {
         where: 'backer.yml: mandates.n.retension',
-        message: 'unknown key retension (did you mean retention?); known: type, enabled, interval, target, middleware, retention, name_pattern, container, files.*',
+        message: 'unknown key retension (did you mean retention?); known: type, enabled, interval, target, middleware, retention, name_pattern, verify, verify_level, container, files.*',
       },
     ]);
   });

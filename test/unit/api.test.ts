@@ -25,6 +25,7 @@ const shopDb: MandateSpec = {
   middleware: ['gz'],
   retention: 7,
   name_pattern: '<DATE>-<CONTAINER_NAME>',
+  verify: { interval: '0 5 * * 0', level: 'drill' },
 };
 
 const files: MandateSpec = {
@@ -36,6 +37,7 @@ const files: MandateSpec = {
   middleware: [],
   retention: 10,
   name_pattern: '<DATE>-<MANDATE>',
+  verify: { interval: null, level: 'decode' },
 };
 
 const snapshot: Snapshot = {
@@ -46,6 +48,7 @@ const snapshot: Snapshot = {
 };
 
 const NEXT_RUN = new Date('2030-01-01T03:00:00.000Z');
+const NEXT_VERIFY = new Date('2030-01-06T05:00:00.000Z');
 
 interface Pending {
   mandate: string;
@@ -94,7 +97,7 @@ function setup(options: { start?: boolean } = {}) {
   const app = createApi({
     services: { discovery, mandate, targets: new Map<string, Target>(), secrets },
     queue,
-    scheduler: { nextRun: (name) => (name === 'shop-db' ? NEXT_RUN : null) },
+    scheduler: { nextRun: (name, kind) => (name !== 'shop-db' ? null : kind === 'verify' ? NEXT_VERIFY : NEXT_RUN) },
   });
   const next = async (): Promise<Pending> => {
     for (let i = 0; i < 100 && pending.length === 0; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -141,6 +144,9 @@ describe('api', () => {
         middleware: [],
         retention: 10,
         name_pattern: '<DATE>-<MANDATE>',
+        verify: null,
+        verify_level: 'decode',
+        next_verify: null,
       },
       {
         name: 'shop-db',
@@ -153,6 +159,9 @@ describe('api', () => {
         middleware: ['gz'],
         retention: 7,
         name_pattern: '<DATE>-<CONTAINER_NAME>',
+        verify: '0 5 * * 0',
+        verify_level: 'drill',
+        next_verify: '2030-01-06T05:00:00.000Z',
       },
     ]);
     expect(json.problems).toEqual(snapshot.problems);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { manifestKey, manifestSchema, type Manifest } from '../../src/manifests/schema.js';
-import { selectExpired } from '../../src/retention/policy.js';
+import { selectExpired, selectExpiredAll } from '../../src/retention/policy.js';
 
 const MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 const SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -134,5 +134,27 @@ describe('manifestSchema', () => {
     expect(manifestSchema.safeParse({ ...manifest(), manifest_version: 3 }).success).toBe(false);
     expect(manifestSchema.safeParse({ ...manifest(), manifest_version: 1 }).success).toBe(true);
     expect(manifestSchema.safeParse({ ...manifest(), manifest_version: 2, tags: ['safety'] }).success).toBe(true);
+  });
+});
+
+describe('selectExpiredAll: safety backups', () => {
+  const at = (d: number): string => new Date(Date.UTC(2024, 4, d)).toISOString();
+  const safety = (name: string, d: number): { manifest: Manifest; key: string } => ({
+    manifest: manifest({ name, created_at: at(d), tags: ['safety'] }),
+    key: manifestKey('shop-db', name),
+  });
+  const now = new Date(Date.UTC(2024, 4, 30));
+
+  it('never counts safety backups against keep, keeps the newest 3 and every one younger than 7 days', () => {
+    const regular = [backup('r1', at(1)), backup('r2', at(2)), backup('r3', at(3))];
+    const safeties = [safety('s1', 1), safety('s2', 2), safety('s3', 3), safety('s4', 4), safety('s5', 25), safety('s6', 26)];
+    const expired = selectExpiredAll([...regular, ...safeties], { keep: 2 }, now);
+    // Regular: the oldest beyond 2. Safety: s5, s6 are young; of the old ones the newest 3 overall are s6, s5, s4.
+    expect(names(expired).sort()).toEqual(['r1', 's1', 's2', 's3']);
+  });
+
+  it('keeps every young safety backup, however many', () => {
+    const young = [26, 27, 28, 29].map((d, i) => safety(`y${i}`, d));
+    expect(selectExpiredAll(young, { keep: 1, safetyKeep: 1 }, now)).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@ import { createServices } from '../../daemon/services.js';
 import type { Job } from '../../queue/types.js';
 import type { BackupResult } from '../../pipeline/run-backup.js';
 import { callApi } from '../client.js';
+import { followJob } from '../follow.js';
 import { loadCliConfig, loadRunConfig, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine } from '../output.js';
@@ -53,9 +54,8 @@ export async function backupCommand(mandate: string, options: BackupOptions): Pr
     else printLine(`job ${job.id} ${job.state} for mandate ${job.mandate}`);
     return EXIT.OK;
   }
-  while (job.state === 'queued' || job.state === 'running') {
-    ({ job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${job.id}?wait=30`));
-  }
+  // A backup job's result is its BackupResult.
+  job = (await followJob(socket, job, options.json === true)) as Job;
   if (options.json) printJson(job);
   else if (job.result) printResult(job.result);
   else printLine(`job ${job.id} ${job.state}${job.error ? `: ${job.error.message}` : ''}`);

@@ -1,5 +1,6 @@
 import { BackerError } from '../../errors.js';
 import { listBackups, type ManifestProblem } from '../../manifests/store.js';
+import { latestVerification } from '../../manifests/verification.js';
 import type { Manifest } from '../../manifests/schema.js';
 import { createTarget } from '../../targets/index.js';
 import type { Target } from '../../targets/types.js';
@@ -12,33 +13,56 @@ export interface ListOptions extends GlobalOptions {
   target?: string;
 }
 
+/** The newest verification of one copy of a backup, as `backups list/show` print it. */
+export interface LastVerification {
+  backup: string;
+  target: string;
+  level: string;
+  outcome: string;
+  started_at: string;
+}
+
 /** Reads the targets directly (no daemon needed): the manifests there are the truth. */
-async function collect(options: ListOptions): Promise<{ backups: Manifest[]; problems: ManifestProblem[] }> {
+async function collect(options: ListOptions): Promise<{ backups: Manifest[]; problems: ManifestProblem[]; verifications: LastVerification[] }> {
   const targets = await openTargets(options);
   const backups: Manifest[] = [];
   const problems: ManifestProblem[] = [];
+  const verifications: LastVerification[] = [];
   try {
     for (const target of targets) {
       const listing = await listBackups(target, options.mandate);
       backups.push(...listing.backups.map((b) => b.manifest));
       problems.push(...listing.problems);
+      for (const b of listing.backups) {
+        const v = await latestVerification(target, b.manifestKey);
+        if (v) verifications.push({ backup: v.backup, target: v.target, level: v.level, outcome: v.outcome, started_at: v.started_at });
+      }
     }
   } finally {
     await Promise.all(targets.map((t) => t.close()));
   }
   backups.sort((a, b) => b.created_at.localeCompare(a.created_at));
-  return { backups, problems };
+  return { backups, problems, verifications };
+}
+
+function verifiedText(m: Manifest, verifications: readonly LastVerification[]): string {
+  const v = verifications.find((x) => x.backup === m.name && x.target === m.target.name);
+  return v ? `${v.outcome} (${v.level}, ${v.started_at})` : 'never';
 }
 
 export async function listCommand(options: ListOptions): Promise<number> {
-  const { backups, problems } = await collect(options);
+  const { backups, problems, verifications } = await collect(options);
   if (options.json) {
-    printJson({ backups, problems });
+    printJson({ backups, problems, verifications });
   } else {
     if (backups.length === 0) printLine('no backups');
     else {
-      const rows = [['NAME', 'MANDATE', 'TARGET', 'CREATED', 'SIZE', 'UUID']];
-      for (const m of backups) rows.push([m.name, m.mandate, m.target.name, m.created_at, formatBytes(m.artifact.size), m.uuid]);
+      const rows = [['NAME', 'MANDATE', 'TARGET', 'CREATED', 'SIZE', 'VERIFIED', 'UUID']];
+      for (const m of backups) {
+        const tags = m.tags?.length ? ` [${m.tags.join(',')}]` : '';
+        const verified = verifications.find((x) => x.backup === m.name && x.target === m.target.name);
+        rows.push([`${m.name}${tags}`, m.mandate, m.target.name, m.created_at, formatBytes(m.artifact.size), verified ? `${verified.outcome}/${verified.level}` : '-', m.uuid]);
+      }
       printLine(table(rows));
     }
     for (const p of problems) process.stderr.write(`warning: ${p.message}\n`);
@@ -47,7 +71,7 @@ export async function listCommand(options: ListOptions): Promise<number> {
 }
 
 export async function showCommand(id: string, options: ListOptions): Promise<number> {
-  const { backups } = await collect(options);
+  const { backups, verifications } = await collect(options);
   const found = backups.filter((m) => m.name === id || m.uuid === id);
   if (found.length === 0) throw new BackerError('BACKUP_NOT_FOUND', `no backup named or with uuid ${id}`, { component: 'cli' });
   if (options.json) printJson(found.length === 1 ? found[0] : found);
@@ -61,6 +85,8 @@ export async function showCommand(id: string, options: ListOptions): Promise<num
       printLine(`  completed:  ${m.completed_at}`);
       printLine(`  artifact:   ${m.artifact.key} ${formatBytes(m.artifact.size)} ${m.artifact.mime}`);
       printLine(`  sha256:     ${m.artifact.sha256}`);
+      if (m.tags?.length) printLine(`  tags:       ${m.tags.join(', ')}`);
+      printLine(`  verified:   ${verifiedText(m, verifications)}`);
       for (const s of m.steps) printLine(`  step:       ${s.processor} ${formatBytes(s.size)} sha256 ${s.sha256}`);
     }
   }

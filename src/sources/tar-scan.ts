@@ -2,10 +2,11 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
 /**
- * A pass-through reader of tar streams (ustar, GNU long names, pax headers): it sees every member
- * while the bytes flow, hashes regular files for the tree statistics, and can refuse a member
- * before its header is passed on (so an extracting tar never sees it). Paths are kept as latin1
- * strings (one character per byte), so names that are not UTF-8 hash and compare exactly.
+ * The one tar reader of Backer (ustar, GNU long names, pax headers), used by the files and the
+ * volume sources alike: it sees every member while the bytes flow, hashes regular files for the
+ * tree statistics, and can refuse a member before its header is passed on (so an extracting tar
+ * never sees it). Paths are kept as latin1 strings (one character per byte), so names that are
+ * not UTF-8 hash and compare exactly, and both sources compute the same `tree_sha256`.
  */
 
 export interface TarEntry {
@@ -19,10 +20,11 @@ export interface TarEntry {
   linkpath: string;
 }
 
-/** What a drill compares for files and volumes: counts, bytes, and one hash over every regular file. */
+/** What a drill compares for files and volumes (`stats` of the manifest): counts, bytes, and one hash over every regular file. */
 export interface TreeStats {
   files: number;
   bytes: number;
+  /** sha256 over the byte-sorted `path NUL size NUL sha256 LF` lines of every regular file, paths as raw bytes. */
   tree_sha256: string;
 }
 
@@ -30,11 +32,12 @@ export interface TreeStats {
 export class TreeHasher {
   private readonly files = new Map<string, { size: number; sha256: string }>();
 
+  /** `path` is a latin1 byte string (one character per byte of the name). */
   add(path: string, size: number, sha256: string): void {
     this.files.set(path, { size, sha256 });
   }
 
-  /** A hard link is a regular file with its target's content. */
+  /** A hard link is a regular file with its target's content (as `find -type f` sees it). */
   link(path: string, target: string): void {
     const known = this.files.get(target);
     if (known !== undefined) this.files.set(path, known);
@@ -43,6 +46,7 @@ export class TreeHasher {
   stats(): TreeStats {
     const hash = createHash('sha256');
     let bytes = 0;
+    // Latin1 strings sort by code unit, that is by byte: the order of the raw names.
     for (const path of [...this.files.keys()].sort()) {
       const { size, sha256 } = this.files.get(path) as { size: number; sha256: string };
       bytes += size;
@@ -103,7 +107,11 @@ function paxRecords(data: Buffer): Map<string, string> {
 
 export class TarError extends Error {}
 
-export class TarScanner extends Transform {
+/**
+ * The parser, fed synchronously chunk by chunk (`push`): for a stream, wrap it in a TarScanner.
+ * `onEntry` may throw to refuse a member; `tree` receives every regular file and hard link.
+ */
+export class TarReader {
   /** True once the end-of-archive marker (two zero blocks) went through; what follows is record padding. */
   ended = false;
   private pending = Buffer.alloc(0);
@@ -115,25 +123,12 @@ export class TarScanner extends Transform {
   private meta: { type: string; chunks: Buffer[]; size: number } | undefined;
   private next: { path?: string; linkpath?: string; size?: number } = {};
 
-  /** `onEntry` may throw to refuse a member: the stream then errors before passing its header on. */
   constructor(
     private readonly onEntry: (entry: TarEntry) => void = () => undefined,
     private readonly tree: TreeHasher | undefined = undefined,
-  ) {
-    super();
-  }
+  ) {}
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    try {
-      this.scan(chunk);
-    } catch (err) {
-      callback(err as Error);
-      return;
-    }
-    callback(null, chunk);
-  }
-
-  private scan(chunk: Buffer): void {
+  push(chunk: Buffer): void {
     let at = 0;
     while (at < chunk.length && !this.ended) {
       if (this.remaining > 0) {
@@ -225,5 +220,30 @@ export class TarScanner extends Transform {
     if (path !== undefined) this.next.path = path;
     if (linkpath !== undefined) this.next.linkpath = linkpath;
     if (size !== undefined) this.next.size = Number(size);
+  }
+}
+
+/** A pass-through stream that reads the tar going through it; a refused member or a broken header errors it. */
+export class TarScanner extends Transform {
+  private readonly reader: TarReader;
+
+  constructor(onEntry?: (entry: TarEntry) => void, tree?: TreeHasher) {
+    super();
+    this.reader = new TarReader(onEntry, tree);
+  }
+
+  /** True once the end-of-archive marker (two zero blocks) went through. */
+  get ended(): boolean {
+    return this.reader.ended;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.reader.push(chunk);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    callback(null, chunk);
   }
 }
