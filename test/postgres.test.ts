@@ -1,5 +1,3 @@
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -15,113 +13,16 @@ import type { DumpContext, OptionOrigin } from '../src/sources/types.js';
 import { digest, runProgram, s3Get } from './helpers/artifacts.js';
 import { backupNow, CCRYPT_KEY, createTestEnv, localFiles as listLocalFiles, startDaemon, type TestEnv } from './helpers/env.js';
 import { backupAndDecode } from './helpers/matrix.js';
+import { PG_BIN, PG_PASSWORD, PG_USER, pgDocker, pgQuery, psql, runPostgres, startPgIdle, startPostgres, waitForPostgres } from './helpers/postgres.js';
 import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
-import { HOST_IMAGE } from './setup/services.js';
 
 const host = (): string => inject('dockerHost');
-const PASSWORD = 'Pg-s3cr3t-superuser!';
 const REPORTER_PASSWORD = 'rep0rter-pw-7788';
-
-/** The newest PostgreSQL on this machine, e.g. /usr/lib/postgresql/15/bin. */
-const PG_BIN = ((): string => {
-  const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)) : [];
-  const best = versions.sort((a, b) => Number(b) - Number(a)).find((v) => existsSync(`/usr/lib/postgresql/${v}/bin/pg_dump`));
-  if (best === undefined) throw new Error('postgres tests need PostgreSQL server binaries in /usr/lib/postgresql/<version>/bin');
-  return `/usr/lib/postgresql/${best}/bin`;
-})();
 const PG_MAJOR = /postgresql\/(\d+)\//.exec(PG_BIN)?.[1] ?? '';
-/** The postgres user's numeric ids (`docker run -u NAME` cannot work with the host image). */
-const [PG_UID, PG_GID] = ((): [string, string] => {
-  const [, , uid = '', gid = ''] = execFileSync('getent', ['passwd', 'postgres'], { encoding: 'utf8' }).trim().split(':');
-  return [uid, gid];
-})();
-
-interface Run {
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** docker CLI against the private engine; `env` goes to the CLI's environment, so `-e NAME` passes secrets without argv. */
-async function dockerRun(args: string[], options: { input?: Buffer | string; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('docker', args, { env: { ...process.env, DOCKER_HOST: host(), ...options.env } });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve({ stdout: Buffer.concat(out), stderr: err }) : reject(new Error(`docker ${args.join(" ")} exited ${code}: ${err.trim()}`)),
-    );
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-/** Runs SQL through psql as the superuser; the password reaches psql as PGPASSWORD from the CLI's environment. */
-async function psql(container: string, statements: string, db = 'postgres', options: { user?: string; password?: string; stopOnError?: boolean } = {}): Promise<Run> {
-  const run = await dockerRun(
-    ['exec', '-i', '-e', 'PGPASSWORD', container, 'psql', '-X', '-q', '-A', '-t', '-v', `ON_ERROR_STOP=${options.stopOnError === false ? 0 : 1}`,
-      '-h', '/tmp', '-U', options.user ?? 'postgres', '-d', db, '-f', '-'],
-    { input: statements, env: { PGPASSWORD: options.password ?? PASSWORD } },
-  );
-  return run;
-}
-
-async function query(container: string, sql: string, db = 'postgres'): Promise<string> {
-  return (await psql(container, sql, db)).stdout.toString().trim();
-}
 
 /** Row count and md5 of every row in id order: equal on a faithful restore. */
 async function tableChecksum(container: string, db: string, table: string): Promise<string> {
-  return query(container, `SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM ${table} t;`, db);
-}
-
-/**
- * Like the official image: the container runs as root, the server as postgres (setpriv plays gosu),
- * so `docker exec` defaults to root. `chmod 755 /` because the test image's root directory is 0700,
- * which would keep every other user from reaching any file.
- */
-const START = [
-  'chmod 755 /',
-  `exec setpriv --reuid=${PG_UID} --regid=${PG_GID} --clear-groups bash -c '${[
-    'printf %s "$POSTGRES_PASSWORD" > /tmp/pwfile',
-    // Password authentication for local connections, so that a wrong password really fails.
-    'initdb -D /tmp/pgdata -U postgres --pwfile=/tmp/pwfile --auth-local=scram-sha-256 --auth-host=scram-sha-256 >/tmp/initdb.log 2>&1',
-    'rm -f /tmp/pwfile',
-    'exec postgres -D /tmp/pgdata -k /tmp -c listen_addresses= -c shared_buffers=16MB -c fsync=off',
-  ].join(' && ')}'`,
-].join(' && ');
-
-/** A real PostgreSQL server in a (labelled) container made from the host's binaries, pg_dump on PATH as in official images. */
-async function runPostgres(name: string, labels: Record<string, string> = {}): Promise<void> {
-  const args = ['run', '-d', '--name', name, '--network', 'none', '-v', '/usr:/usr:ro', '-v', '/etc:/etc:ro', '-u', '0:0',
-    '-e', `PATH=${PG_BIN}:/usr/bin:/bin`, '-e', 'POSTGRES_PASSWORD'];
-  for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
-  args.push(HOST_IMAGE, 'bash', '-c', START);
-  await dockerRun(args, { env: { POSTGRES_PASSWORD: PASSWORD } });
-}
-
-async function waitForPostgres(name: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const ok = await query(name, 'SELECT 1').then((r) => r === '1', () => false);
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`postgres in ${name} did not start`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
-async function startPostgres(name: string, labels: Record<string, string> = {}): Promise<void> {
-  await runPostgres(name, labels);
-  await waitForPostgres(name);
-}
-
-/** A labelled container without any PostgreSQL (label checks, missing tools). */
-async function startIdle(name: string, labels: Record<string, string>, path = '/usr/bin:/bin'): Promise<void> {
-  const args = ['run', '-d', '--name', name, '--network', 'none', '-v', '/usr:/usr:ro', '-v', '/etc:/etc:ro', '-e', `PATH=${path}`];
-  for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
-  await dockerRun([...args, HOST_IMAGE, '/usr/bin/sleep', 'infinity']);
+  return pgQuery(container, `SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM ${table} t;`, db);
 }
 
 const SHOP_SQL = `
@@ -175,7 +76,7 @@ beforeAll(async () => {
       ...BASE, ...local,
       'backer.postgres.database': 'Text:shop',
       'backer.postgres.format': 'custom',
-      'backer.postgres.exec_user': `${PG_UID}:${PG_GID}`,
+      'backer.postgres.exec_user': PG_USER,
       'backer.postgres.options.compress': '0',
     }],
     [CONTAINERS.wrongPw, { ...BASE, ...local, 'backer.postgres.password': 'Text:not-the-password', 'backer.postgres.database': 'postgres' }],
@@ -186,10 +87,10 @@ beforeAll(async () => {
     }],
   ];
   for (const [name, labels] of servers) await runPostgres(name, labels);
-  await startIdle(CONTAINERS.noTool, { ...BASE, ...local, 'backer.postgres.password': 'Text:unused' }, '/usr/local/bin');
-  await startIdle(CONTAINERS.badOption, { ...BASE, 'backer.postgres.password': 'Text:x', 'backer.postgres.options.file': '/tmp/elsewhere.sql' });
-  await startIdle(CONTAINERS.badAbbrev, { ...BASE, 'backer.postgres.password': 'Text:x', 'backer.postgres.options.fil': '/tmp/elsewhere.sql' });
-  await startIdle(CONTAINERS.badCustom, { ...BASE, 'backer.postgres.password': 'Text:x', 'backer.postgres.format': 'custom', 'backer.postgres.database': 'a,b' });
+  await startPgIdle(CONTAINERS.noTool, { ...BASE, ...local, 'backer.postgres.password': 'Text:unused' }, '/usr/local/bin');
+  await startPgIdle(CONTAINERS.badOption, { ...BASE, 'backer.postgres.password': 'Text:x', 'backer.postgres.options.file': '/tmp/elsewhere.sql' });
+  await startPgIdle(CONTAINERS.badAbbrev, { ...BASE, 'backer.postgres.password': 'Text:x', 'backer.postgres.options.fil': '/tmp/elsewhere.sql' });
+  await startPgIdle(CONTAINERS.badCustom, { ...BASE, 'backer.postgres.password': 'Text:x', 'backer.postgres.format': 'custom', 'backer.postgres.database': 'a,b' });
   await Promise.all(servers.map(([name]) => waitForPostgres(name)));
   await Promise.all([
     (async () => {
@@ -219,7 +120,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await daemon?.close();
   for (const name of Object.values(CONTAINERS)) {
-    await dockerRun(['rm', '-f', '-v', name]).catch(() => undefined);
+    await pgDocker(['rm', '-f', '-v', name]).catch(() => undefined);
   }
 });
 
@@ -275,7 +176,7 @@ describe('postgres backups of labelled containers', () => {
     for (const table of ['products', 'orders']) {
       expect(await tableChecksum(CONTAINERS.restorePlain, 'shop', table)).toBe(await tableChecksum(CONTAINERS.shop, 'shop', table));
     }
-    expect(await query(CONTAINERS.restorePlain, 'SELECT count(*) FROM big_orders', 'shop')).toBe(await query(CONTAINERS.shop, 'SELECT count(*) FROM big_orders', 'shop'));
+    expect(await pgQuery(CONTAINERS.restorePlain, 'SELECT count(*) FROM big_orders', 'shop')).toBe(await pgQuery(CONTAINERS.shop, 'SELECT count(*) FROM big_orders', 'shop'));
     expect(await tableChecksum(CONTAINERS.restorePlain, 'shop', 'orders')).toMatch(/^5000:[0-9a-f]{32}$/);
   });
 
@@ -291,7 +192,7 @@ describe('postgres backups of labelled containers', () => {
       for (const table of ['products', 'orders']) {
         expect(await tableChecksum(CONTAINERS.restorePlain, 'shop', table)).toBe(await tableChecksum(CONTAINERS.shop, 'shop', table));
       }
-      expect(await query(CONTAINERS.restorePlain, 'SELECT count(*) FROM big_orders', 'shop')).toBe(await query(CONTAINERS.shop, 'SELECT count(*) FROM big_orders', 'shop'));
+      expect(await pgQuery(CONTAINERS.restorePlain, 'SELECT count(*) FROM big_orders', 'shop')).toBe(await pgQuery(CONTAINERS.shop, 'SELECT count(*) FROM big_orders', 'shop'));
       expect(await tableChecksum(CONTAINERS.restorePlain, 'shop', 'orders')).toMatch(/^5000:[0-9a-f]{32}$/);
     }
   });
@@ -317,7 +218,7 @@ describe('postgres backups of labelled containers', () => {
     expect(await tableChecksum(CONTAINERS.restoreAll, 'alpha', 'items')).toBe(await tableChecksum(CONTAINERS.all, 'alpha', 'items'));
     expect(await tableChecksum(CONTAINERS.restoreAll, 'beta', 'events')).toBe(await tableChecksum(CONTAINERS.all, 'beta', 'events'));
     expect(await tableChecksum(CONTAINERS.restoreAll, 'postgres', 'notes')).toBe(await tableChecksum(CONTAINERS.all, 'postgres', 'notes'));
-    expect(await query(CONTAINERS.restoreAll, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'alpha'")).toBe('reporter');
+    expect(await pgQuery(CONTAINERS.restoreAll, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'alpha'")).toBe('reporter');
     // The role came back with its password: it logs in and reads its own table and its grant.
     const asReporter = { user: 'reporter', password: REPORTER_PASSWORD };
     expect((await psql(CONTAINERS.restoreAll, 'SELECT count(*) FROM items;', 'alpha', asReporter)).stdout.toString().trim()).toBe('3000');
@@ -336,9 +237,9 @@ describe('postgres backups of labelled containers', () => {
     expect(archive.subarray(0, 5).toString()).toBe('PGDMP');
 
     await startPostgres(CONTAINERS.restoreCustom);
-    await dockerRun(
+    await pgDocker(
       ['exec', '-i', '-e', 'PGPASSWORD', CONTAINERS.restoreCustom, 'pg_restore', '--exit-on-error', '--no-password', '-h', '/tmp', '-U', 'postgres', '--create', '--dbname=postgres'],
-      { input: archive, env: { PGPASSWORD: PASSWORD } },
+      archive,
     );
     for (const table of ['products', 'orders']) {
       expect(await tableChecksum(CONTAINERS.restoreCustom, 'shop', table)).toBe(await tableChecksum(CONTAINERS.custom, 'shop', table));
@@ -396,7 +297,7 @@ describe('postgres backups of labelled containers', () => {
   });
 
   it('fails when the container is stopped, without a manifest', async () => {
-    await dockerRun(['stop', '-t', '2', CONTAINERS.wrongPw]);
+    await pgDocker(['stop', '-t', '2', CONTAINERS.wrongPw]);
     const failed = await backup(CONTAINERS.wrongPw);
     expect(failed.state).toBe('failed');
     expect(failed.error?.code).toBe('CONTAINER_NOT_RUNNING');
@@ -409,7 +310,7 @@ describe('postgres backups of labelled containers', () => {
     expect((await daemon.queue.wait(queued.id)).state).toBe('succeeded');
     expect(argvs.some((a) => a.startsWith('pg_dump') && a.includes("dbname='big'"))).toBe(true);
     for (const a of argvs) {
-      expect(a).not.toContain(PASSWORD);
+      expect(a).not.toContain(PG_PASSWORD);
       expect(a).not.toContain(CCRYPT_KEY);
     }
   });
@@ -423,7 +324,7 @@ describe('postgres backups of labelled containers', () => {
       const dumping = (await allCommandLines()).some((p) => p.argv.startsWith('pg_dump') && p.argv.includes("dbname='big'"));
       if (dumping) {
         await new Promise((r) => setTimeout(r, 200));
-        await dockerRun(['rm', '-f', CONTAINERS.big]);
+        await pgDocker(['rm', '-f', CONTAINERS.big]);
         removed = true;
       }
       await new Promise((r) => setTimeout(r, 5));
@@ -441,7 +342,7 @@ describe('postgres backups of labelled containers', () => {
   it('never writes a secret to the logs', () => {
     const logs = env.logs.join('');
     expect(logs).toContain('backup succeeded');
-    for (const secret of [PASSWORD, CCRYPT_KEY, inject('s3').secretAccessKey]) expect(logs).not.toContain(secret);
+    for (const secret of [PG_PASSWORD, CCRYPT_KEY, inject('s3').secretAccessKey]) expect(logs).not.toContain(secret);
   });
 });
 

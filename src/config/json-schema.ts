@@ -49,7 +49,33 @@ function applyHint(ctx: { zodSchema: object; jsonSchema: Json }): void {
   Object.assign(ctx.jsonSchema, structuredClone(hint));
 }
 
-export function configJsonSchema(): Json {
+/** What a source declares about its options (src/sources/options-schema.ts OptionsSpec), for the schema of static mandates. */
+export interface SourceOptionKeys {
+  keys: readonly string[];
+  /** Set when `options.*` pass through to the dump tool. */
+  passThrough?: string;
+}
+
+/** The keys of a mandate itself, as in the label reference. */
+const MANDATE_KEYS = ['type', 'container', 'enabled', 'interval', 'target', 'middleware', 'retention', 'name_pattern', 'verify', 'verify_level'];
+
+/**
+ * A static mandate: its own keys, and per source type the mapping of that source's options
+ * (`mysql: { user: …, options: { … } }`), from the very schemas the parser reads them with.
+ */
+function staticMandate(sources: Readonly<Record<string, SourceOptionKeys>>): Json {
+  const value = { $ref: '#/definitions/mandate_value' };
+  const properties: Json = Object.fromEntries(MANDATE_KEYS.map((k) => [k, value]));
+  properties.type = { type: 'string', enum: Object.keys(sources).sort() };
+  for (const [type, spec] of Object.entries(sources)) {
+    const options: Json = Object.fromEntries(spec.keys.map((k) => [k, { anyOf: [...SCALAR, { type: 'array', items: { anyOf: SCALAR } }] }]));
+    if (spec.passThrough !== undefined) options.options = { type: 'object', description: spec.passThrough, additionalProperties: { anyOf: SCALAR } };
+    properties[type] = { type: 'object', properties: options, additionalProperties: false };
+  }
+  return { type: 'object', properties, additionalProperties: value };
+}
+
+export function configJsonSchema(sources: Readonly<Record<string, SourceOptionKeys>> = {}): Json {
   const generated = z.toJSONSchema(configSchema, {
     target: 'draft-07',
     io: 'input',
@@ -59,6 +85,8 @@ export function configJsonSchema(): Json {
     override: applyHint,
   }) as Json;
   const { $schema, ...rest } = generated;
+  const mandates = (rest.properties as Json | undefined)?.mandates as Json | undefined;
+  if (mandates !== undefined && Object.keys(sources).length > 0) mandates.additionalProperties = staticMandate(sources);
   return {
     $schema,
     title: 'backer.yml',

@@ -1,14 +1,11 @@
-import { notABoolean, parseBoolean } from '../config/boolean.js';
-import { checkCron } from '../config/cron.js';
 import { concealForConfig } from '../config/expanded.js';
 import { resolveMandateRefs } from '../config/mandate-refs.js';
-import { checkNameLength, checkNamePattern, DEFAULT_NAME_PATTERN, DEFAULT_NAME_PATTERN_NO_CONTAINER } from '../config/name-pattern.js';
 import { closest, whereIn, type ConfigProblem, type InvalidRefs } from '../config/problems.js';
 import type { BackerConfig } from '../config/schema.js';
-import { VERIFY_LEVELS, type VerifyLevel } from '../manifests/verification.js';
 import type { SourceRegistry } from '../sources/registry.js';
 import type { SourceDefinition } from '../sources/types.js';
 import { hostOnlyProblems } from './host-only.js';
+import { DEFAULT_INTERVAL, DEFAULT_RETENTION, readMandateKeys, type KeysContext } from './keys.js';
 import { parseSourceOptions } from './source-options.js';
 import { checkRefs } from './refs.js';
 import type { MandateSpec } from './types.js';
@@ -21,10 +18,7 @@ export { checkCron } from '../config/cron.js';
  * Every problem of a mandate is reported at once, each at the label or config path it is about.
  */
 
-/** Default `interval`: every day at midnight. */
-export const DEFAULT_INTERVAL = '0 0 * * *';
-/** Default `retention`: the newest 10 complete backups per target. */
-export const DEFAULT_RETENTION = 10;
+export { DEFAULT_INTERVAL, DEFAULT_RETENTION } from './keys.js';
 export const LABEL_PREFIX = 'backer.';
 
 /** The mandate's own keys; `<type>.*` keys go to the source, `container` only in static mandates. */
@@ -75,11 +69,12 @@ function shownAs(origin: ParseMandateInput['origin']): (key: string) => string {
 }
 
 /** Step 1: `enabled`. False: the mandate is switched off, mostly while it is being fixed. */
-function readEnabled(raw: Record<string, string>, add: Add): boolean | undefined {
-  if (raw.enabled === undefined) return undefined;
-  const enabled = parseBoolean(raw.enabled);
-  if (enabled === undefined) add('enabled', notABoolean(raw.enabled));
-  return enabled;
+function readEnabled(input: ParseMandateInput, add: Add): boolean | undefined {
+  return readMandateKeys(input.raw, ['enabled'], keysContext(input), add)?.enabled;
+}
+
+function keysContext(input: ParseMandateInput): KeysContext {
+  return { container: input.container, name: input.name, verifyDefaults: input.config.verify };
 }
 
 /** Step 2: `type`, the source definition, and whether it may be used here (host-only, container). */
@@ -101,53 +96,21 @@ function readSource(input: ParseMandateInput, add: Add): Definition | undefined 
   return definition;
 }
 
-/** Step 3: the schedule, targets, middleware, retention and name pattern. */
+/** Step 3: the schedule, targets, middleware, retention, name pattern and scheduled verification. */
 function readCore(input: ParseMandateInput, add: Add): Omit<MandateSpec, 'name' | 'origin' | 'source' | 'describe'> {
-  const { raw, container } = input;
-  const interval = raw.interval?.trim() ?? DEFAULT_INTERVAL;
-  const cronProblem = checkCron(interval);
-  if (cronProblem !== null) add('interval', cronProblem);
-
-  const { targets, middleware } = resolveMandateRefs(raw, input.config, add, input.invalidRefs);
-
-  let retention = DEFAULT_RETENTION;
-  if (raw.retention !== undefined) {
-    const text = raw.retention.trim();
-    retention = /^\d+$/.test(text) ? Number(text) : NaN;
-    if (!Number.isSafeInteger(retention) || retention < 1) {
-      add('retention', `expected a whole number of backups to keep, at least 1, received ${JSON.stringify(raw.retention)}`);
-    }
-  }
-
-  const namePattern = raw.name_pattern?.trim() ?? (container === null ? DEFAULT_NAME_PATTERN_NO_CONTAINER : DEFAULT_NAME_PATTERN);
-  const patternProblem = checkNamePattern(namePattern, container !== null) ?? checkNameLength(namePattern, { container, mandate: input.name });
-  if (patternProblem !== null) add('name_pattern', patternProblem);
-  return { interval, targets, middleware, retention, name_pattern: namePattern, verify: readVerify(raw, input.config.verify, add) };
-}
-
-function isVerifyLevel(value: string): value is VerifyLevel {
-  return (VERIFY_LEVELS as readonly string[]).includes(value);
-}
-
-/**
- * Step 3b: the scheduled verification. `verify` is a cron (or `off`: none, even when the config
- * sets a default); `verify_level` one of VERIFY_LEVELS. Unset keys take the config's `verify`.
- */
-function readVerify(raw: Record<string, string>, defaults: BackerConfig['verify'], add: Add): MandateSpec['verify'] {
-  let interval = defaults.interval ?? null;
-  if (raw.verify !== undefined) {
-    const text = raw.verify.trim();
-    const problem = parseBoolean(text) === false ? null : checkCron(text);
-    if (problem !== null) add('verify', `${problem}; or off for no scheduled verification`);
-    interval = parseBoolean(text) === false ? null : text;
-  }
-  let level = defaults.level;
-  if (raw.verify_level !== undefined) {
-    const text = raw.verify_level.trim();
-    if (isVerifyLevel(text)) level = text;
-    else add('verify_level', `expected one of ${VERIFY_LEVELS.join(', ')}, received ${JSON.stringify(raw.verify_level)}`);
-  }
-  return { interval, level };
+  const context = keysContext(input);
+  const schedule = readMandateKeys(input.raw, ['interval'], context, add);
+  const { targets, middleware } = resolveMandateRefs(input.raw, input.config, add, input.invalidRefs);
+  const rest = readMandateKeys(input.raw, ['retention', 'name_pattern', 'verify', 'verify_level'], context, add);
+  // With a problem the mandate is not run: the values below are then never used.
+  return {
+    interval: schedule?.interval ?? DEFAULT_INTERVAL,
+    targets,
+    middleware,
+    retention: rest?.retention ?? DEFAULT_RETENTION,
+    name_pattern: rest?.name_pattern ?? '',
+    verify: { interval: rest?.verify ?? null, level: rest?.verify_level ?? input.config.verify.level },
+  };
 }
 
 /** Step 4: every other key must be a `<type>.*` option of this mandate's source; those, without the prefix. */
@@ -181,7 +144,7 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
   const add: Add = (key, message) => {
     found.push({ where: describe(key), message });
   };
-  if (readEnabled(raw, add) === false) return { problems: [], disabled: true };
+  if (readEnabled(input, add) === false) return { problems: [], disabled: true };
   const definition = readSource(input, add);
   const core = readCore(input, add);
   const sourceRaw = sourceKeys(input, definition, add);

@@ -18,6 +18,12 @@ function problemOf(err: BackerError, origin: OptionOrigin, fallbackWhere: string
   return { where, message };
 }
 
+function schemaProblems(err: BackerError): ConfigProblem[] | null {
+  const list = err.details.problems;
+  if (!Array.isArray(list)) return null;
+  return list.filter((p): p is ConfigProblem => typeof (p as ConfigProblem | null)?.where === 'string' && typeof (p as ConfigProblem).message === 'string');
+}
+
 /** The option key of `raw` a problem is about, if it names one. */
 function keyOf(err: BackerError, problem: ConfigProblem, raw: Readonly<Record<string, string>>, origin: OptionOrigin): string | undefined {
   const key = err.details.key;
@@ -48,6 +54,9 @@ export function parseSourceOptions(
       return { options: problems.length === 0 ? options : undefined, problems };
     } catch (err) {
       if (!isBackerError(err, 'LABEL_INVALID')) throw err;
+      // A source whose options are one schema reports every problem at once.
+      const all = schemaProblems(err);
+      if (all !== null) return { options: undefined, problems: all };
       const problem = problemOf(err, origin, fallbackWhere);
       if (!problems.some((p) => p.where === problem.where)) problems.push(problem);
       const key = keyOf(err, problem, rest, origin);

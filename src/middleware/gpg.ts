@@ -204,13 +204,43 @@ async function readKeyFile(path: string, middleware: string, option: string): Pr
   }
 }
 
+/** The pid of the home's running gpg-agent, or null when none runs (never starts one). */
+function agentPid(dir: string): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn('gpg-connect-agent', ['--homedir', dir, '--no-autostart', 'getinfo pid', '/bye'], { stdio: ['ignore', 'pipe', 'ignore'], env: childEnv() });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', () => resolve(null));
+    child.on('close', () => {
+      const pid = Number(/^D (\d+)$/m.exec(out)?.[1]);
+      resolve(Number.isSafeInteger(pid) && pid > 0 ? pid : null);
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops the home's agent and waits until it is gone (gpgconf --kill only asks it to exit, which a
+ * busy machine may take a moment to do; after 5 s it is killed), then removes the home.
+ */
 async function removeHome(dir: string): Promise<void> {
-  // Best effort: without an agent there is nothing to kill, and a removed home ends the agent anyway.
+  const pid = await agentPid(dir);
   await new Promise<void>((resolve) => {
     const child = spawn('gpgconf', ['--homedir', dir, '--kill', 'gpg-agent'], { stdio: 'ignore', env: childEnv() });
+    // Without gpgconf there is nothing more to ask: the pid below is still waited for.
     child.on('error', () => resolve());
     child.on('close', () => resolve());
   });
+  for (let i = 0; pid !== null && alive(pid) && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+  if (pid !== null && alive(pid)) process.kill(pid, 'SIGKILL');
   await rm(dir, { recursive: true, force: true });
   liveHomes.delete(dir);
 }

@@ -207,8 +207,11 @@ async function feedCommand(
   // After a failure the command may still run (say, about to create its output file): the
   // caller's clean-up must come after its end, so its exit is always awaited.
   const exit = await handle.result().catch((err: unknown) => err as Error);
-  // The input's own error (a hash mismatch, a decode that failed) is the cause of anything after it.
+  // The input's own error (a hash mismatch, a decode that failed) is the cause of anything after it,
+  // also when it came before anyone listened (while the exec was starting).
   if (inputError !== undefined) throw inputError as Error;
+  const failedInput = input.errored;
+  if (failedInput !== null) throw failedInput as Error;
   if (exit instanceof Error) throw exit;
   const { exitCode, stderr } = exit;
   const stdout = Buffer.concat(chunks).toString('utf8');
@@ -220,5 +223,10 @@ async function feedCommand(
     });
   }
   if (readError !== undefined) throw readError as Error;
+  // Success means every byte of the input reached the command: an input that stopped short
+  // without an error of its own must not pass as a complete restore.
+  if (!input.readableEnded) {
+    throw new BackerError('RESTORE_FAILED', `${cmd[0] ?? ''} in container ${container} ended before its input did`, { component, details: { container } });
+  }
   return stdout;
 }

@@ -189,7 +189,8 @@ function withStdin(exec: Docker.Exec, connection: Duplex, demux: DemuxStream, in
   const timer = setInterval(() => {
     exec.inspect().then(
       (state) => {
-        if (state.Running) return;
+        // Not started yet (no exit code) or still running: nothing to do.
+        if (state.Running || state.ExitCode === null) return;
         clearInterval(timer);
         // A moment for the last output frames, then the connection is closed.
         setTimeout(() => {

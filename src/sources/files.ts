@@ -2,13 +2,14 @@ import { spawn } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { z } from 'zod';
 import { BackerError, describeError } from '../errors.js';
 import { childEnv } from '../util/child-env.js';
 import { TailBuffer } from './docker-exec.js';
 import { checkFiles, planFilesRestore, restoreFiles } from './files-restore.js';
 import { TarScanner, TreeHasher } from './tar-scan.js';
-import { labelError } from './options.js';
-import { defineSource, type Dump, type DumpContext, type OptionOrigin } from './types.js';
+import { optionalString, optionIssue, parseOptions, type OptionsSpec } from './options-schema.js';
+import { defineSource, type Dump, type DumpContext } from './types.js';
 
 export interface FilesOptions {
   /** Absolute host directory to archive. Required. */
@@ -24,7 +25,6 @@ export interface FilesOptions {
 }
 
 const COMPONENT = 'source files';
-const KNOWN_KEYS = ['path', 'include', 'exclude'];
 
 /** Splits a comma list of globs at the commas outside `{…}` and `[…]` (so `{a,b}` stays whole). */
 export function splitPatterns(raw: string): string[] {
@@ -124,40 +124,51 @@ export function includeMatcher(pattern: string): IncludeMatcher {
   return (rel, isDir) => (!dirOnly || isDir) && re.test(rel);
 }
 
-function parseInclude(raw: string | undefined, origin: OptionOrigin): string[] {
-  if (raw === undefined) return [];
-  const patterns = splitPatterns(raw);
-  if (patterns.length === 0) throw labelError(origin, 'include', 'expected a comma list of globs relative to files.path, e.g. **/*.log,uploads');
-  for (const pattern of patterns) {
-    try {
-      includeMatcher(pattern);
-    } catch (err) {
-      throw labelError(origin, 'include', err instanceof Error ? err.message : String(err));
+/** A comma list of patterns: every malformed pattern is a problem at `key`. */
+function patternList(key: string, empty: string, problemOf: (pattern: string) => string | null): z.ZodType<string[], string | undefined> {
+  return optionalString().transform((raw, ctx) => {
+    if (raw === undefined) return [];
+    const patterns = splitPatterns(raw);
+    if (patterns.length === 0) optionIssue(ctx, key, empty);
+    for (const pattern of patterns) {
+      const problem = problemOf(pattern);
+      if (problem !== null) optionIssue(ctx, key, problem);
     }
-  }
-  return patterns;
+    return patterns;
+  });
 }
 
-function parseExclude(raw: string | undefined, origin: OptionOrigin): string[] {
-  if (raw === undefined) return [];
-  const patterns = splitPatterns(raw);
-  if (patterns.length === 0) throw labelError(origin, 'exclude', 'expected a comma list of tar --exclude patterns, e.g. *.tmp,cache');
-  for (const pattern of patterns) {
-    // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f]/.test(pattern)) throw labelError(origin, 'exclude', 'patterns may not contain control characters such as newlines');
+function includeProblem(pattern: string): string | null {
+  try {
+    includeMatcher(pattern);
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
   }
-  return patterns;
 }
 
-function parse(raw: Record<string, string>, origin: OptionOrigin): FilesOptions {
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.includes(key)) throw labelError(origin, key, `unknown files option; known: ${KNOWN_KEYS.join(', ')}`);
-  }
-  const path = raw.path;
-  if (path === undefined || path === '') throw labelError(origin, 'path', 'expected the directory to back up');
-  if (!isAbsolute(path)) throw labelError(origin, 'path', `expected an absolute path, got "${path}"`);
-  return { path, include: parseInclude(raw.include, origin), exclude: parseExclude(raw.exclude, origin) };
+function excludeProblem(pattern: string): string | null {
+  // eslint-disable-next-line no-control-regex
+  return /[\u0000-\u001f\u007f]/.test(pattern) ? 'patterns may not contain control characters such as newlines' : null;
 }
+
+/** The host directory to archive: required and absolute. */
+const directory = optionalString().transform((raw, ctx) => {
+  if (raw === undefined || raw === '') optionIssue(ctx, 'path', 'expected the directory to back up');
+  else if (!isAbsolute(raw)) optionIssue(ctx, 'path', `expected an absolute path, got "${raw}"`);
+  return raw ?? '';
+});
+
+/** `files.*` of a static mandate: the directory (required) and the globs that select and exclude. */
+export const filesOptions: OptionsSpec<FilesOptions> = {
+  type: 'files',
+  keys: ['path', 'include', 'exclude'],
+  schema: z.object({
+    path: directory,
+    include: patternList('include', 'expected a comma list of globs relative to files.path, e.g. **/*.log,uploads', includeProblem),
+    exclude: patternList('exclude', 'expected a comma list of tar --exclude patterns, e.g. *.tmp,cache', excludeProblem),
+  }),
+};
 
 /**
  * The entries that match an include glob, as NUL-terminated `./relative` names for `tar -T -`.
@@ -272,7 +283,8 @@ export const filesSource = defineSource<FilesOptions>({
   hostOnly: true,
   tools: ['tar'],
   databases: false,
-  parse,
+  options: filesOptions,
+  parse: (raw, origin) => parseOptions(filesOptions, raw, origin),
   dump,
   planRestore: planFilesRestore,
   restore: restoreFiles,

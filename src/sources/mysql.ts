@@ -1,39 +1,15 @@
 import { pipeline } from 'node:stream';
 import { BackerError } from '../errors.js';
-import { parseRef, type Ref } from '../config/refs.js';
 import { openContainerRun, type ContainerRun } from './container-run.js';
 import { CLIENT_TOOLS, COMPONENT, DUMP_TOOLS, openSession, sessionFor, type MysqlSession } from './mysql-client.js';
 import { destinationOf, planMysqlRestore, runMysqlRestore } from './mysql-restore.js';
 import { collectStats, drillChecks, dumpScanner, type MysqlStats } from './mysql-stats.js';
-import { labelError, optionWhere, parseNameList, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
-import { defineSource, type Dump, type DumpContext, type OptionOrigin, type SourceInfo, type SourceTarget } from './types.js';
+import { mysqlOptions, parseDatabaseList, type MysqlOptions } from './mysql-options.js';
+import { optionWhere, toolArgs, type ToolOptions } from './options.js';
+import { parseOptions } from './options-schema.js';
+import { defineSource, type Dump, type DumpContext, type SourceInfo, type SourceTarget } from './types.js';
 
-export interface MysqlOptions {
-  /** Default `Text:root`. */
-  user: Ref;
-  /** Default: none (socket authentication). */
-  password: Ref | null;
-  /** One name, a comma list or `*` (every database). Default `*`. */
-  database: Ref;
-  ignoreTables: string[];
-  includeTables: string[];
-  ignoreData: string[];
-  options: ToolOptions;
-}
-
-const KNOWN_KEYS = new Set(['user', 'password', 'database', 'ignore_tables', 'include_tables', 'ignore_data']);
-const TABLE_NAME = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)?$/;
-const DATABASE_NAME = /^[A-Za-z0-9_$-]+$/;
-
-/**
- * Options Backer sets itself, and options that would change the output so that completeness can
- * no longer be verified (no trailer) or would write elsewhere than stdout.
- */
-const REFUSED = new Set([
-  'all-databases', 'databases', 'ignore-table', 'ignore-table-data', 'host', 'user', 'password', 'result-file',
-  'defaults-file', 'defaults-extra-file', 'defaults-group-suffix', 'login-path', 'no-defaults', 'print-defaults',
-  'tab', 'xml', 'compact', 'skip-comments', 'comments', 'help', 'version', 'tables',
-]);
+export type { MysqlOptions } from './mysql-options.js';
 
 /** Consistent, complete dumps by default; each can be turned off with `options.<name>=false`. */
 const DEFAULTS: ToolOptions = new Map<string, string | true | false>([
@@ -45,41 +21,6 @@ const DEFAULTS: ToolOptions = new Map<string, string | true | false>([
 ]);
 
 const TRAILER = /-- Dump completed( on [^\n]*)?\s*$/;
-
-function parse(raw: Record<string, string>, origin: OptionOrigin): MysqlOptions {
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.has(key) && !key.startsWith('options.')) {
-      throw labelError(origin, key, `unknown mysql option; known: ${[...KNOWN_KEYS].join(', ')}, options.<mysqldump option>`);
-    }
-  }
-  const includeTables = parseNameList(raw.include_tables, origin, 'include_tables', TABLE_NAME);
-  const database = parseRef(raw.database ?? '*');
-  if (includeTables.length > 0 && database.kind !== 'env' && database.kind !== 'file') {
-    const value = database.value;
-    if (value === '*' || value.includes(',')) throw labelError(origin, 'include_tables', 'include_tables needs exactly one database in backer.mysql.database');
-  }
-  if (database.kind === 'text' || database.kind === 'literal') {
-    parseDatabaseList(database.value, (msg) => labelError(origin, 'database', msg));
-  }
-  return {
-    user: parseRef(raw.user ?? 'Text:root'),
-    password: raw.password === undefined ? null : parseRef(raw.password),
-    database,
-    ignoreTables: parseNameList(raw.ignore_tables, origin, 'ignore_tables', TABLE_NAME),
-    includeTables,
-    ignoreData: parseNameList(raw.ignore_data, origin, 'ignore_data', TABLE_NAME),
-    options: parseToolOptions(raw, REFUSED, origin, 'set it with the backer.mysql.* labels instead, or it would break verification'),
-  };
-}
-
-function parseDatabaseList(value: string, fail: (message: string) => Error): string[] | '*' {
-  const trimmed = value.trim();
-  if (trimmed === '*') return '*';
-  const names = trimmed.split(',').map((s) => s.trim()).filter(Boolean);
-  if (names.length === 0) throw fail('expected a database name, a comma list or *');
-  for (const n of names) if (!DATABASE_NAME.test(n)) throw fail(`"${n}" is not a valid database name`);
-  return names;
-}
 
 /** `t1` is qualified with every dumped database; `db.t1` is taken as is. */
 function qualify(tables: string[], databases: string[]): string[] {
@@ -154,7 +95,8 @@ export const mysqlSource = defineSource<MysqlOptions>({
   needsContainer: true,
   tools: ['mariadb-dump|mysqldump', 'mariadb|mysql'],
   databases: true,
-  parse,
+  options: mysqlOptions,
+  parse: (raw, origin) => parseOptions(mysqlOptions, raw, origin),
   dump,
   planRestore: (options, request, context) => planMysqlRestore(options, request, context),
   restore: (options, request, input, context) => runMysqlRestore(options, request, input, context),

@@ -1,135 +1,21 @@
 import { Readable } from 'node:stream';
 import { BackerError } from '../errors.js';
-import { notABoolean, parseBoolean } from '../config/boolean.js';
-import { parseRef, type Ref } from '../config/refs.js';
 import { openContainerRun, type CompletenessCheck } from './container-run.js';
-import { labelError, optionWhere, parseToolOptions, toolArgs, type ToolOptions } from './options.js';
+import { optionWhere, toolArgs } from './options.js';
+import { parseOptions } from './options-schema.js';
 import { COMPONENT, connect, conninfoDbname, psqlFields, requireTools, tableCounts, type PgConnection } from './postgres-conn.js';
 import { PREEXISTING } from './postgres-plain.js';
 import { check, planRestore, restore } from './postgres-restore.js';
-import { defineSource, type Dump, type DumpContext, type OptionOrigin, type SourceDefinition, type SourceInfo, type SourceTarget } from './types.js';
+import { CUSTOM_ONE_DATABASE, parseDatabaseList, postgresOptions, type PostgresOptions } from './postgres-options.js';
+import { defineSource, type Dump, type DumpContext, type SourceDefinition, type SourceInfo, type SourceTarget } from './types.js';
 
-export type PostgresFormat = 'plain' | 'custom';
-
-export interface PostgresOptions {
-  /** Role to connect as. Default `Text:postgres`. */
-  user: Ref;
-  /** Reaches the tools only as `PGPASSWORD` in the exec's environment. Default: none (the server's local auth decides). */
-  password: Ref | null;
-  /** One name, a comma list, or `*` (every non-template database that allows connections). Default `*`. */
-  database: Ref;
-  /** `plain` SQL for psql, or `custom` for pg_restore (exactly one database). Default `plain`. */
-  format: PostgresFormat;
-  /** Prepend `pg_dumpall --globals-only` (roles, tablespaces); plain format only. Default false. */
-  globals: boolean;
-  /** User the tools run as inside the container. Default null: the container's configured user. */
-  execUser: string | null;
-  /** Socket directory, passed as `--host`. Default null: libpq's compiled-in directory. */
-  socketDir: string | null;
-  /** Pass-through `pg_dump` long options. */
-  options: ToolOptions;
-}
-
-const KNOWN_KEYS = new Set(['user', 'password', 'database', 'format', 'globals', 'exec_user', 'socket_dir']);
-const EXEC_USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
-/** NAMEDATALEN - 1 */
-const MAX_NAME_BYTES = 63;
-
-/**
- * pg_dump options Backer sets itself (connection, database, output format and file, `--create`
- * framing of plain dumps) or that would break the artifact or its verification: `jobs` needs the
- * directory format, `binary-upgrade` is for pg_upgrade only, `password` would wait for a prompt,
- * `compress` would gzip a plain dump so that its trailer cannot be checked (compression is
- * middleware's job; it stays allowed for `custom`, which compresses by default).
- */
-const REFUSED_ALWAYS = [
-  'dbname', 'host', 'username', 'password', 'no-password', 'file', 'format', 'create', 'jobs', 'binary-upgrade', 'help', 'version',
-];
-const REFUSED: Record<PostgresFormat, ReadonlySet<string>> = {
-  plain: new Set([...REFUSED_ALWAYS, 'compress']),
-  custom: new Set(REFUSED_ALWAYS),
-};
+export type { PostgresFormat, PostgresOptions } from './postgres-options.js';
 
 /** pg_dump writes this last on success; 15.14+ adds `\unrestrict <key>` after it. */
 const DUMP_TRAILER = /\n-- PostgreSQL database dump complete\n--\n\s*(\\unrestrict [^\n]*\s*)?$/;
 const GLOBALS_TRAILER = /\n-- PostgreSQL database cluster dump complete\n--\s*$/;
 const CUSTOM_MAGIC = 'PGDMP';
 const LIST_DATABASES = 'SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1';
-
-function parse(raw: Record<string, string>, origin: OptionOrigin): PostgresOptions {
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.has(key) && !key.startsWith('options.')) {
-      throw labelError(origin, key, `unknown postgres option; known: ${[...KNOWN_KEYS].join(', ')}, options.<pg_dump option>`);
-    }
-  }
-  const format = raw.format?.trim() ?? 'plain';
-  if (format !== 'plain' && format !== 'custom') throw labelError(origin, 'format', `expected plain or custom, received ${JSON.stringify(raw.format)}`);
-  const globals = raw.globals === undefined ? false : parseBoolean(raw.globals);
-  if (globals === undefined) throw labelError(origin, 'globals', notABoolean(raw.globals ?? ''));
-  if (globals && format === 'custom') {
-    throw labelError(origin, 'globals', 'globals are SQL and cannot go into a custom-format archive: use format plain, or a separate plain mandate for the globals');
-  }
-
-  const database = parseRef(raw.database ?? '*');
-  if (database.kind === 'text' || database.kind === 'literal') {
-    const list = parseDatabaseList(database.value, (msg) => labelError(origin, 'database', msg));
-    if (format === 'custom' && (list === '*' || list.length > 1)) throw labelError(origin, 'database', CUSTOM_ONE_DATABASE);
-  }
-
-  const execUser = raw.exec_user?.trim();
-  if (execUser !== undefined && !EXEC_USER.test(execUser)) {
-    throw labelError(origin, 'exec_user', `expected a user name or id, optionally with :group, received ${JSON.stringify(raw.exec_user)}`);
-  }
-  const socketDir = raw.socket_dir?.trim();
-  if (socketDir !== undefined && (!socketDir.startsWith('/') || socketDir.includes(',') || CONTROL.test(socketDir))) {
-    throw labelError(origin, 'socket_dir', `expected the absolute path of the directory of the server's unix socket, received ${JSON.stringify(raw.socket_dir)}`);
-  }
-
-  refuseAbbreviations(raw, REFUSED[format], origin);
-  return {
-    user: parseRef(raw.user ?? 'Text:postgres'),
-    password: raw.password === undefined ? null : parseRef(raw.password),
-    database,
-    format,
-    globals,
-    execUser: execUser ?? null,
-    socketDir: socketDir ?? null,
-    options: parseToolOptions(raw, REFUSED[format], origin, 'set it with the backer.postgres.* labels instead, or it would break the dump or its verification'),
-  };
-}
-
-const CUSTOM_ONE_DATABASE =
-  'format custom holds exactly one database (pg_restore reads one archive): name one database, or use format plain for several or *';
-
-/** pg_dump (getopt_long) accepts any unambiguous prefix of a long option: `--fil=x` is `--file=x`. */
-function refuseAbbreviations(raw: Record<string, string>, refused: ReadonlySet<string>, origin: OptionOrigin): void {
-  for (const key of Object.keys(raw)) {
-    if (!key.startsWith('options.')) continue;
-    const name = key.slice('options.'.length).replace(/_/g, '-').toLowerCase();
-    if (name === '' || refused.has(name)) continue;
-    const full = [...refused].find((r) => r.startsWith(name));
-    if (full !== undefined) {
-      throw new BackerError('LABEL_INVALID', `${origin.describe(key)}: --${name} abbreviates --${full}, which is managed by Backer and cannot be set`, {
-        component: 'labels',
-        details: { where: origin.describe(key), option: full },
-        permanent: true,
-      });
-    }
-  }
-}
-
-export function parseDatabaseList(value: string, fail: (message: string) => Error): string[] | '*' {
-  const trimmed = value.trim();
-  if (trimmed === '*') return '*';
-  const names = trimmed.split(',').map((s) => s.trim()).filter(Boolean);
-  if (names.length === 0) throw fail('expected a database name, a comma list or *');
-  for (const n of names) {
-    if (CONTROL.test(n) || Buffer.byteLength(n) > MAX_NAME_BYTES) throw fail(`${JSON.stringify(n)} is not a valid database name`);
-  }
-  return [...new Set(names)];
-}
 
 /** Server version and, for `*`, the databases; also fails fast (before any byte is stored) on a bad password. */
 async function probe(conn: PgConnection, databases: string[] | '*', databaseWhere: string): Promise<{ serverVersion: string; databases: string[] }> {
@@ -284,7 +170,8 @@ async function dump(options: PostgresOptions, target: SourceTarget, context: Dum
 export const postgresSource: SourceDefinition<PostgresOptions> = defineSource<PostgresOptions>({
   type: 'postgres',
   needsContainer: true,
-  parse,
+  options: postgresOptions,
+  parse: (raw, origin) => parseOptions(postgresOptions, raw, origin),
   tools: ['pg_dump', 'psql', 'pg_restore'],
   databases: true,
   dump,

@@ -1,52 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BackerError } from '../errors.js';
-import { parseRef, type Ref } from '../config/refs.js';
 import { cancelledError } from '../util/abort.js';
 import { openContainerRun } from './container-run.js';
 import { lastLines } from './docker-exec.js';
-import { labelError } from './options.js';
-import { checkPort, checkSocket, cliVersion, COMPONENT, connect, CONTROL, serverInfo, unsignalledRun, type RedisConnection, type RedisOptions, type ServerInfo } from './redis-conn.js';
+import { parseOptions } from './options-schema.js';
+import { cliVersion, COMPONENT, connect, serverInfo, unsignalledRun, type RedisConnection, type RedisOptions, type ServerInfo } from './redis-conn.js';
+import { redisOptions } from './redis-options.js';
 import { RdbVerifier } from './redis-rdb.js';
 import { checkRestored, planRedisRestore, restoreRedis } from './redis-restore.js';
 import { tempFileRemover, withPrivateUmask } from './temp-copy.js';
 import { versionAtLeast } from './versions.js';
-import { defineSource, type Dump, type DumpContext, type OptionOrigin, type SourceInfo } from './types.js';
+import { defineSource, type Dump, type DumpContext, type SourceInfo } from './types.js';
 
 export type { RedisOptions } from './redis-conn.js';
 export { rdbLength } from './redis-rdb.js';
+export { redisOptions } from './redis-options.js';
 
-const KNOWN_KEYS = new Set(['password', 'user', 'socket', 'port']);
 /** `--rdb -` streams to stdout from redis-cli 7.0 (6.2 had it, but exited 1 on a failed fsync of stdout). */
 const RDB_TO_STDOUT_SINCE = [7, 0, 0] as const;
-
-/** Literal values are checked now; `Env:`/`File:` values when they are resolved. */
-function literal(ref: Ref): string | null {
-  return ref.kind === 'literal' || ref.kind === 'text' ? ref.value : null;
-}
-
-function parse(raw: Record<string, string>, origin: OptionOrigin): RedisOptions {
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.has(key)) throw labelError(origin, key, `unknown redis option; known: ${[...KNOWN_KEYS].join(', ')}`);
-  }
-  if (raw.socket !== undefined && raw.port !== undefined) {
-    throw labelError(origin, 'port', 'set either backer.redis.socket or backer.redis.port, not both');
-  }
-  const socket = raw.socket === undefined ? null : parseRef(raw.socket);
-  const port = parseRef(raw.port ?? '6379');
-  const socketValue = socket === null ? null : literal(socket);
-  const socketProblem = socketValue === null ? null : checkSocket(socketValue);
-  if (socketProblem !== null) throw labelError(origin, 'socket', socketProblem);
-  const portValue = literal(port);
-  const portProblem = portValue === null ? null : checkPort(portValue);
-  if (portProblem !== null) throw labelError(origin, 'port', portProblem);
-  const user = raw.user === undefined ? null : parseRef(raw.user);
-  const userValue = user === null ? null : literal(user);
-  if (userValue !== null && (userValue.trim() === '' || CONTROL.test(userValue))) {
-    throw labelError(origin, 'user', 'expected an ACL user name without control characters');
-  }
-  return { password: raw.password === undefined ? null : parseRef(raw.password), user, socket, port };
-}
 
 /** redis-cli 7+: the RDB streams straight to stdout, nothing is written in the container. */
 async function streamRdb(conn: RedisConnection, verifier: (result: () => Promise<{ exitCode: number; stderr: string }>) => RdbVerifier): Promise<Readable> {
@@ -146,7 +118,8 @@ export const redisSource = defineSource<RedisOptions>({
   needsContainer: true,
   tools: ['redis-cli'],
   databases: false,
-  parse,
+  options: redisOptions,
+  parse: (raw, origin) => parseOptions(redisOptions, raw, origin),
   dump,
   planRestore: planRedisRestore,
   restore: restoreRedis,

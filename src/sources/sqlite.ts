@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import { Transform, type TransformCallback } from 'node:stream';
 import { BackerError } from '../errors.js';
 import { cancelledError } from '../util/abort.js';
@@ -7,8 +8,8 @@ import { lastLines } from './docker-exec.js';
 import { checkSqlite, COMPONENT, planSqliteRestore, restoreSqlite, sqliteTool, tableCounts, UNSAFE_PATH } from './sqlite-restore.js';
 import { tempFileRemover, withPrivateUmask } from './temp-copy.js';
 import { versionAtLeast } from './versions.js';
-import { labelError } from './options.js';
-import { defineSource, type Dump, type DumpContext, type OptionOrigin, type SourceInfo } from './types.js';
+import { optionalString, optionIssue, parseOptions, type OptionsSpec } from './options-schema.js';
+import { defineSource, type Dump, type DumpContext, type SourceInfo } from './types.js';
 
 export interface SqliteOptions {
   /** Absolute path of the database file inside the container. Required. */
@@ -20,31 +21,36 @@ export interface SqliteOptions {
   tempDir: string;
 }
 
-const KNOWN_KEYS = new Set(['path', 'temp_dir']);
 /** How long the copy waits for a writer's lock before it gives up, in milliseconds. */
 const BUSY_TIMEOUT_MS = 60_000;
 const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 /** `VACUUM INTO` (one read transaction, never restarts under writers) exists since SQLite 3.27. */
 const VACUUM_INTO_SINCE = [3, 27, 0] as const;
 
-function parsePath(raw: string | undefined, origin: OptionOrigin, key: string, what: string): string | undefined {
-  if (raw === undefined) return undefined;
-  const path = raw.trim();
-  if (!path.startsWith('/')) throw labelError(origin, key, `expected an absolute path (${what}) inside the container, received ${JSON.stringify(raw)}`);
-  if (UNSAFE_PATH.test(path)) throw labelError(origin, key, 'paths with quotes, backslashes or control characters are not supported');
-  return path;
+/** An absolute path inside the container, without characters that the shell commands cannot carry. */
+function absolutePath(key: string, what: string): z.ZodType<string | undefined, string | undefined> {
+  return optionalString().transform((raw, ctx) => {
+    if (raw === undefined) return undefined;
+    const path = raw.trim();
+    if (!path.startsWith('/')) optionIssue(ctx, key, `expected an absolute path (${what}) inside the container, received ${JSON.stringify(raw)}`);
+    else if (UNSAFE_PATH.test(path)) optionIssue(ctx, key, 'paths with quotes, backslashes or control characters are not supported');
+    return path;
+  });
 }
 
-function parse(raw: Record<string, string>, origin: OptionOrigin): SqliteOptions {
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.has(key)) throw labelError(origin, key, `unknown sqlite option; known: ${[...KNOWN_KEYS].join(', ')}`);
-  }
-  const path = parsePath(raw.path, origin, 'path', 'the database file');
-  if (path === undefined) throw labelError(origin, 'path', 'required: the absolute path of the database file inside the container');
-  if (path.endsWith('/')) throw labelError(origin, 'path', `expected the database file, not a directory: ${JSON.stringify(path)}`);
-  const tempDir = parsePath(raw.temp_dir, origin, 'temp_dir', 'a directory') ?? '/tmp';
-  return { path, tempDir: tempDir.length > 1 ? tempDir.replace(/\/+$/, '') : tempDir };
-}
+/** `backer.sqlite.*`: the database file (required) and where its consistent copy is made. */
+export const sqliteOptions: OptionsSpec<SqliteOptions> = {
+  type: 'sqlite',
+  keys: ['path', 'temp_dir'],
+  schema: z
+    .object({ path: absolutePath('path', 'the database file'), temp_dir: absolutePath('temp_dir', 'a directory') })
+    .transform((o, ctx) => {
+      if (o.path === undefined) optionIssue(ctx, 'path', 'required: the absolute path of the database file inside the container');
+      else if (o.path.endsWith('/')) optionIssue(ctx, 'path', `expected the database file, not a directory: ${JSON.stringify(o.path)}`);
+      const tempDir = o.temp_dir ?? '/tmp';
+      return { path: o.path ?? '', tempDir: tempDir.length > 1 ? tempDir.replace(/\/+$/, '') : tempDir };
+    }),
+};
 
 /**
  * Why a complete SQLite database image does not look like one, or null. Beyond the magic, the
@@ -180,7 +186,8 @@ export const sqliteSource = defineSource<SqliteOptions>({
   needsContainer: true,
   tools: ['sqlite3', 'sh'],
   databases: false,
-  parse,
+  options: sqliteOptions,
+  parse: (raw, origin) => parseOptions(sqliteOptions, raw, origin),
   dump,
   planRestore: planSqliteRestore,
   restore: restoreSqlite,

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from '../logging/logger.js';
+import type { OptionsSpec } from './options-schema.js';
 
 /** Source metadata recorded in the manifest. */
 export interface SourceInfo {
@@ -72,6 +73,11 @@ export interface SourceDefinition<Options> {
    * from a static mandate). Throws BackerError LABEL_INVALID naming the option's origin.
    */
   parse(raw: Record<string, string>, origin: OptionOrigin): Options;
+  /**
+   * The options as one schema (src/sources/options-schema.ts); `parse` is then
+   * `parseOptions(options, raw, origin)`. The JSON Schema of static mandates is built from it.
+   */
+  options?: OptionsSpec<Options>;
   /**
    * Programs the source needs inside the container (or on the host, for host sources), e.g.
    * `['mariadb-dump|mysqldump']`: `a|b` means either. For documentation and `config check`.

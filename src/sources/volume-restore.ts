@@ -164,7 +164,11 @@ async function extract(context: DumpContext, owner: string, layout: Layout, inpu
     if (empty) await emptyPaths(run, layout);
     const gnu = (await run.capture(['tar', '--version'])).stdout.includes('GNU tar');
     const members = layout.members.map((m) => `.${m}`);
-    await run.feed(['tar', '-C', HELPER_ROOT, '-x', '-f', '-', ...(gnu ? ['--numeric-owner'] : []), ...members], input);
+    // tar stops at the archive's end marker and may leave the record's zero padding unread: the
+    // rest of the input is read too, so that a restore succeeds only once every byte arrived (and
+    // was hash-checked on its way).
+    const tar = ['tar', '-C', HELPER_ROOT, '-x', '-f', '-', ...(gnu ? ['--numeric-owner'] : []), ...members];
+    await run.feed(['sh', '-c', '"$@" && exec cat >/dev/null', 'sh', ...tar], input);
   });
 }
 

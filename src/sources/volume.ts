@@ -1,62 +1,18 @@
-import { posix } from 'node:path';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type Docker from 'dockerode';
-import { notABoolean, parseBoolean } from '../config/boolean.js';
 import { BackerError } from '../errors.js';
 import { DemuxStream, lastLines, TailBuffer } from './docker-exec.js';
-import { labelError } from './options.js';
-import { defineSource, type Dump, type DumpContext, type OptionOrigin, type SourceInfo } from './types.js';
+import { parseOptions } from './options-schema.js';
+import { defineSource, type Dump, type DumpContext, type SourceInfo } from './types.js';
 import { COMPONENT, createHelper, HELPER_ROOT, helperMount, inspect, removeHelper, stopGuard, type StopGuard } from './volume-helper.js';
 import { planMounts, type MountPlan } from './volume-mounts.js';
+import { volumeOptions, type VolumeOptions } from './volume-options.js';
 import { checkVolume, planVolumeRestore, restoreVolume } from './volume-restore.js';
 import { endsLikeTar, TarStatsParser, tarStatsTap } from './volume-stats.js';
 
 export { HELPER_LABEL } from './volume-helper.js';
 export { planMounts, type ContainerMount, type MountPlan } from './volume-mounts.js';
-
-export interface VolumeOptions {
-  /**
-   * Absolute paths inside the container, each on a volume or bind mount of it.
-   * Default null: every data mount of the container (see planMounts).
-   */
-  paths: string[] | null;
-  /** Stop the container for the copy and start it again afterwards. Default false. */
-  stop: boolean;
-}
-
-const KNOWN_KEYS = ['paths', 'stop'];
-
-function parsePaths(raw: string | undefined, origin: OptionOrigin): string[] | null {
-  if (raw === undefined) return null;
-  const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (items.length === 0) throw labelError(origin, 'paths', 'expected a comma list of absolute paths inside the container, e.g. /var/lib/app,/data');
-  const paths: string[] = [];
-  for (const item of items) {
-    // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f]/.test(item)) throw labelError(origin, 'paths', 'paths may not contain control characters such as newlines');
-    if (!item.startsWith('/')) throw labelError(origin, 'paths', `expected absolute paths inside the container, got "${item}"`);
-    if (item.split('/').some((part) => part === '..' || part === '.')) {
-      throw labelError(origin, 'paths', `"${item}" contains "." or ".." segments: write the plain absolute path`);
-    }
-    const path = posix.normalize(item).replace(/\/+$/, '');
-    if (path === '') throw labelError(origin, 'paths', '"/" is not a mount: name the mounted directories, e.g. /data');
-    if (!paths.includes(path)) paths.push(path);
-  }
-  return paths;
-}
-
-function parse(raw: Record<string, string>, origin: OptionOrigin): VolumeOptions {
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.includes(key)) throw labelError(origin, key, `unknown volume option; known: ${KNOWN_KEYS.join(', ')}`);
-  }
-  let stop = false;
-  if (raw.stop !== undefined) {
-    const value = parseBoolean(raw.stop);
-    if (value === undefined) throw labelError(origin, 'stop', notABoolean(raw.stop));
-    stop = value;
-  }
-  return { paths: parsePaths(raw.paths, origin), stop };
-}
+export { volumeOptions, type VolumeOptions } from './volume-options.js';
 
 /** A helper running `tar -c` on the plan's mounts (read-only), attached and started; the container stopped first with `stop`. */
 interface Copy {
@@ -192,7 +148,8 @@ export const volumeSource = defineSource<VolumeOptions>({
   needsContainer: true,
   // In the helper image (volume.helper_image), not in the container.
   tools: ['tar', 'find', 'sh'],
-  parse,
+  options: volumeOptions,
+  parse: (raw, origin) => parseOptions(volumeOptions, raw, origin),
   dump,
   planRestore: planVolumeRestore,
   restore: restoreVolume,

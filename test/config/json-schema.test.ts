@@ -8,6 +8,8 @@ import ajvFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { configJsonSchema } from '../../src/config/json-schema.js';
+import { sourceOptionKeys } from '../../src/cli/commands/config-schema.js';
+import { sources } from '../../src/sources/index.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { middlewareSchema } from '../../src/config/schema.js';
 import { cli } from '../helpers/cli.js';
@@ -23,7 +25,8 @@ function compile(schema: object): ValidateFunction {
   return ajv.compile(schema);
 }
 
-const validate = compile(configJsonSchema());
+const full = configJsonSchema(sourceOptionKeys());
+const validate = compile(full);
 
 function errorsOf(yaml: string): ErrorObject[] {
   return validate(parseYaml(yaml) ?? {}) ? [] : (validate.errors ?? []);
@@ -61,6 +64,8 @@ describe('backer config schema', () => {
     ['a verify interval that is no 5- or 6-field cron', 'verify:\n  interval: "@daily"\n', '/verify/interval'],
     ['an unknown verify level', 'verify:\n  level: full\n', '/verify/level'],
     ['an unknown key in verify', 'verify:\n  every: "0 5 * * *"\n', '/verify'],
+    ['an unknown source option in a static mandate', 'mandates:\n  m:\n    type: sqlite\n    container: app\n    sqlite:\n      path: /data/app.db\n      colour: red\n', '/mandates/m/sqlite'],
+    ['an unknown source type in a static mandate', 'mandates:\n  m:\n    type: oracle\n    container: app\n', '/mandates/m/type'],
   ];
 
   it.each(invalid)('refuses %s, at its path, as the config loader does', (_label, yaml, path) => {
@@ -68,6 +73,15 @@ describe('backer config schema', () => {
     expect(errors.length).toBeGreaterThan(0);
     expect(errors.map((e) => e.instancePath)).toContain(path);
     expect(parseConfigText(yaml, 'backer.yml', env, '/etc/backer').problems).not.toEqual([]);
+  });
+
+  it("describes each source's options from the schema the mandate parser reads them with", () => {
+    const mandate = (full as { properties: { mandates: { additionalProperties: { properties: Record<string, { properties?: Record<string, unknown> }> } } } }).properties.mandates
+      .additionalProperties;
+    for (const [type, definition] of sources) {
+      if (!definition.options) continue;
+      expect(Object.keys(mandate.properties[type]?.properties ?? {}).filter((k) => k !== 'options').sort(), type).toEqual([...definition.options.keys].sort());
+    }
   });
 
   it('is generated from the schemas: every middleware type is in it', () => {
@@ -82,7 +96,7 @@ describe('backer config schema', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const printed = JSON.parse(result.stdout) as object;
-    expect(printed).toEqual(configJsonSchema());
+    expect(printed).toEqual(full);
     expect(compile(printed)(parseYaml(configExample()))).toBe(true);
   });
 });

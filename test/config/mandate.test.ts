@@ -186,6 +186,20 @@ describe('parseMandate', () => {
     expect(problems[2]?.message).toBe('"bad name" is not a valid database name');
   });
 
+  it('reports every problem of redis options at once, each at its label, the cross-field rule included', () => {
+    const { mandate, problems } = fromLabels(
+      { 'backer.type': 'redis', 'backer.redis.socket': 'redis.sock', 'backer.redis.port': '99999', 'backer.redis.user': ' ' },
+      { sources: realSources },
+    );
+    expect(mandate).toBeUndefined();
+    expect(problems).toEqual([
+      { where: 'container shop-db label backer.redis.port', message: 'set either backer.redis.socket or backer.redis.port, not both' },
+      { where: 'container shop-db label backer.redis.socket', message: 'expected the absolute path of the unix socket inside the container, received "redis.sock"' },
+      { where: 'container shop-db label backer.redis.port', message: 'expected a TCP port 1..65535, received "99999"' },
+      { where: 'container shop-db label backer.redis.user', message: 'expected an ACL user name without control characters' },
+    ]);
+  });
+
   it('does not repeat a problem at an option set aside, and rethrows what is not bad input', () => {
     // `path` is required: after its bad value is set aside, its absence is the same problem.
     const strict: SourceDefinition<FakeOptions> = {
@@ -267,6 +281,19 @@ mandates:
         where: 'backer.yml: mandates.n.retension',
         message: 'unknown key retension (did you mean retention?); known: type, enabled, interval, target, middleware, retention, name_pattern, verify, verify_level, container, files.*',
       },
+    ]);
+  });
+
+  it('reports every problem of volume options in backer.yml at once, each at its key', () => {
+    const yaml = `${configText}\nmandates:\n  app:\n    type: volume\n    container: app\n    volume: { paths: [data, /srv/../etc], stop: maybe, path: /x }\n`;
+    const loaded = parseConfigText(yaml, 'backer.yml', {}, '/etc/backer');
+    const { mandates, problems } = parseStaticMandates(loaded.config, realSources, 'backer.yml');
+    expect(mandates).toEqual([]);
+    expect(problems).toEqual([
+      { where: 'backer.yml: mandates.app.volume.path', message: 'unknown volume option; known: paths, stop' },
+      { where: 'backer.yml: mandates.app.volume.paths', message: 'expected absolute paths inside the container, got "data"' },
+      { where: 'backer.yml: mandates.app.volume.paths', message: '"/srv/../etc" contains "." or ".." segments: write the plain absolute path' },
+      { where: 'backer.yml: mandates.app.volume.stop', message: 'expected true or false (also yes/no, on/off, 1/0), received "maybe"' },
     ]);
   });
 });

@@ -8,9 +8,11 @@ import { docker, HOST_IMAGE } from '../setup/services.js';
 
 const host = (): string => inject('dockerHost');
 
-export async function startSqliteApp(name: string, labels: Record<string, string> = {}): Promise<void> {
+/** `path` replaces the container's PATH (e.g. one without sqlite3, for a missing tool). */
+export async function startSqliteApp(name: string, labels: Record<string, string> = {}, options: { path?: string } = {}): Promise<void> {
   const args = ['run', '-d', '--name', name, '--network', 'none', '-v', '/usr:/usr:ro', '-v', '/etc:/etc:ro', '-v', '/data'];
   for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
+  if (options.path !== undefined) args.push('-e', `PATH=${options.path}`);
   await docker(host(), [...args, HOST_IMAGE, '/usr/bin/bash', '-c', 'trap "exit 0" TERM; /usr/bin/sleep infinity & wait']);
 }
 
@@ -39,6 +41,8 @@ export async function sqliteFingerprint(container: string, db = '/data/app.db'):
   return `${tables}\n${items}`;
 }
 
-export async function changeSqlite(container: string, db = '/data/app.db'): Promise<void> {
-  await sqlite(container, "UPDATE items SET name = 'changed' WHERE id % 7 = 0; DELETE FROM items WHERE id > 300; CREATE TABLE added (x); INSERT INTO added VALUES (1);", db);
+/** Renames every 7th item, deletes the items after the first `keep` (300 unless given), adds a table. */
+export async function changeSqlite(container: string, options: { db?: string; keep?: number } = {}): Promise<void> {
+  const sql = `UPDATE items SET name = 'changed' WHERE id % 7 = 0; DELETE FROM items WHERE id > ${options.keep ?? 300}; CREATE TABLE added (x); INSERT INTO added VALUES (1);`;
+  await sqlite(container, sql, options.db);
 }

@@ -45,6 +45,12 @@ export async function docker(host: string, args: string[], input?: string, env: 
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`docker ${args.join(' ')}: ${err.trim()}`))));
+    // A docker command that exits before reading its input (most never read it) closes the pipe:
+    // its exit code and stderr tell what happened; EPIPE on the unread input adds nothing, and
+    // unhandled it would end the test run.
+    child.stdin.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') reject(e);
+    });
     child.stdin.end(input ?? '');
   });
 }

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { link, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -226,5 +228,45 @@ describe('files restore through a real daemon process', () => {
     } finally {
       await daemon.stop();
     }
+  });
+});
+
+describe('files options (one schema)', () => {
+  const where = (key: string): string => `backer.yml: mandates.m.files.${key}`;
+
+  it('reports every bad option at once, each at its key', () => {
+    const raw = { path: 'relative/dir', include: '/srv/*.log,logs/../x', exclude: 'a\nb' };
+    const error = ((): unknown => {
+      try {
+        filesSource.parse(raw, { container: null, describe: where });
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(error).toMatchObject({ code: 'LABEL_INVALID', message: `${where('path')}: expected an absolute path, got "relative/dir"` });
+    expect((error as { details: { problems: unknown } }).details.problems).toEqual([
+      { where: where('path'), message: 'expected an absolute path, got "relative/dir"' },
+      { where: where('include'), message: '"/srv/*.log" is absolute: globs are relative to files.path' },
+      { where: where('include'), message: '"logs/../x" leaves files.path ("..")' },
+      { where: where('exclude'), message: 'patterns may not contain control characters such as newlines' },
+    ]);
+  });
+
+  it('a daemon refuses to start on a static mandate with two bad options, naming both at their keys, and config check reports both', async () => {
+    const mandate = `files-badopts-${Math.random().toString(36).slice(2, 8)}`;
+    const yaml = `  ${mandate}:\n    type: files\n    target: local\n    files:\n      path: relative/dir\n      exclude: "a\\nb"\n`;
+    const env = await createTestEnv('filesopts', `mandates:\n${yaml}`);
+    const at = (key: string): string => `${env.configPath}: mandates.${mandate}.files.${key}`;
+    const expected = [`${at('path')}: expected an absolute path, got "relative/dir"`, `${at('exclude')}: patterns may not contain control characters such as newlines`];
+    const daemon = spawnDaemon(env.configPath);
+    if (daemon.child.exitCode === null) await once(daemon.child, 'exit');
+    // Exited on its own: stop() sends nothing and waits for its output to close.
+    expect(await daemon.stop(), daemon.output()).toBe(2);
+    expect(daemon.output()).toContain(`${env.configPath} has 2 problems:\n  ${expected.join('\n  ')}\n`);
+    expect(existsSync(join(env.dir, 'data', 'backer.sock'))).toBe(false);
+    const check = await cli(['--config', env.configPath, 'config', 'check'], testProcessEnv());
+    expect(check.code).toBe(1);
+    for (const line of expected) expect(check.stdout).toContain(line);
   });
 });

@@ -14,6 +14,8 @@ import type { DumpContext, RestoreDestination } from '../../src/sources/types.js
 import { cli } from '../helpers/cli.js';
 import { spawnDaemon, waitForHealth } from '../helpers/daemon-proc.js';
 import { createTestEnv, testProcessEnv } from '../helpers/env.js';
+import { changeSqlite, seedSqlite, sqlite, sqliteFingerprint, startSqliteApp } from '../helpers/sqlite.js';
+import { VOLUME_HELPER_YAML } from '../helpers/volume-config.js';
 import { docker, HOST_IMAGE } from '../setup/services.js';
 import { dumpAll, failingInput, original, restoreRequest, restoreSuite, sourceContext } from './suite.js';
 
@@ -36,40 +38,8 @@ function context(mandate: string): DumpContext {
   return { ...sourceContext(mandate), settings: { volumeHelperImage: HOST_IMAGE, volumeHelperBinds: ['/usr:/usr:ro'], stoppedContainersDir: stoppedDir() } };
 }
 
-/** An "app" with a volume at /data that stops at once on SIGTERM (the host's sqlite3 through /usr). */
-async function startApp(name: string, path?: string): Promise<void> {
-  const args = ['run', '-d', '--name', name, '--network', 'none', '-v', '/usr:/usr:ro', '-v', '/etc:/etc:ro', '-v', '/data'];
-  if (path !== undefined) args.push('-e', `PATH=${path}`);
-  args.push(HOST_IMAGE, '/usr/bin/bash', '-c', 'trap "exit 0" TERM; /usr/bin/sleep infinity & wait');
-  await docker(host(), args);
-}
-
-async function sqlite(container: string, sql: string, db = '/data/app.db'): Promise<string> {
-  return (await docker(host(), ['exec', '-i', container, 'sqlite3', '-batch', '-bail', '-cmd', '.timeout 10000', db], sql)).trim();
-}
-
-async function createDatabase(container: string, rows: number): Promise<void> {
-  await sqlite(
-    container,
-    `PRAGMA journal_mode=WAL;
-     CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, body BLOB);
-     WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${rows})
-       INSERT INTO items SELECT i, 'item-' || i, randomblob(100 + i % 200) FROM s;
-     CREATE TABLE "odd ""name"" table" (v TEXT);
-     INSERT INTO "odd ""name"" table" VALUES ('a'), ('b'), ('c');`,
-  );
-}
-
-/** Tables with their rows' checksums: equal exactly when the data is. */
-async function fingerprint(container: string, db = '/data/app.db'): Promise<string> {
-  const tables = await sqlite(container, "SELECT group_concat(name, '|') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name);", db);
-  const items = await sqlite(container, "SELECT hex(sha3_query('SELECT * FROM items ORDER BY id'));", db);
-  return `${tables}\n${items}`;
-}
-
-async function change(container: string): Promise<void> {
-  await sqlite(container, "UPDATE items SET name = 'changed' WHERE id % 7 = 0; DELETE FROM items WHERE id > 900; CREATE TABLE added (x); INSERT INTO added VALUES (1);");
-}
+/** APP holds 1000 items: the change keeps 900 of them. */
+const change = (container: string): Promise<void> => changeSqlite(container, { keep: 900 });
 
 async function running(container: string): Promise<boolean> {
   return (await docker(host(), ['inspect', '-f', '{{.State.Running}}', container])).trim() === 'true';
@@ -84,8 +54,8 @@ async function leftovers(container: string): Promise<string[]> {
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'bk-sqlite-restore-'));
   await Promise.all(CONTAINERS.map((name) => docker(host(), ['rm', '-f', '-v', name]).catch(() => undefined)));
-  await Promise.all([startApp(APP), startApp(OTHER), startApp(BROKEN), startApp(STOPPED), startApp(NOTOOL, '/nonexistent'), startApp(SERVED)]);
-  await Promise.all([createDatabase(APP, 1000), createDatabase(BROKEN, 200), createDatabase(SERVED, 500)]);
+  await Promise.all([...[APP, OTHER, BROKEN, STOPPED, SERVED].map((name) => startSqliteApp(name)), startSqliteApp(NOTOOL, {}, { path: '/nonexistent' })]);
+  await Promise.all([seedSqlite(APP, 1000), seedSqlite(BROKEN, 200), seedSqlite(SERVED, 500)]);
   await docker(host(), ['stop', STOPPED]);
 });
 
@@ -100,7 +70,7 @@ describe('sqlite restore (plugin against real containers)', () => {
     container: APP,
     context,
     change: () => change(APP),
-    fingerprint: () => fingerprint(APP),
+    fingerprint: () => sqliteFingerprint(APP),
   }));
 
   it('records every table with its row count in the dump stats', async () => {
@@ -112,10 +82,10 @@ describe('sqlite restore (plugin against real containers)', () => {
   it('a restore that breaks off half-way leaves the old database intact, the container running and nothing behind', async () => {
     const { bytes, info } = await dumpAll(sqliteSource, OPTIONS, APP, 'half', context);
     await change(APP);
-    const before = await fingerprint(APP);
+    const before = await sqliteFingerprint(APP);
     const request = restoreRequest(APP, original(APP), info);
     await expect(sqliteSource.restore?.(OPTIONS, request, failingInput(bytes, Math.floor(bytes.length / 2)), context('half'))).rejects.toMatchObject({ code: 'VERIFY_FAILED' });
-    expect(await fingerprint(APP)).toBe(before);
+    expect(await sqliteFingerprint(APP)).toBe(before);
     expect(await running(APP)).toBe(true);
     expect(await leftovers(APP)).toEqual([]);
   });
@@ -125,12 +95,12 @@ describe('sqlite restore (plugin against real containers)', () => {
     const corrupt = Buffer.from(bytes);
     // Pages 2 to 5 (b-tree pages of items) zeroed: the header is fine, the content is not.
     corrupt.fill(0, 4096, 5 * 4096);
-    const before = await fingerprint(APP);
+    const before = await sqliteFingerprint(APP);
     const startedAt = await docker(host(), ['inspect', '-f', '{{.State.StartedAt}}', APP]);
     const request = restoreRequest(APP, original(APP), info);
     const failure = sqliteSource.restore?.(OPTIONS, request, Readable.from([corrupt]), context('corrupt'));
     await expect(failure).rejects.toMatchObject({ code: 'RESTORE_FAILED', message: expect.stringMatching(/integrity_check.*\/data\/app\.db was not touched/s) as string });
-    expect(await fingerprint(APP)).toBe(before);
+    expect(await sqliteFingerprint(APP)).toBe(before);
     expect(await docker(host(), ['inspect', '-f', '{{.State.StartedAt}}', APP])).toBe(startedAt);
     expect(await leftovers(APP)).toEqual([]);
   });
@@ -138,7 +108,7 @@ describe('sqlite restore (plugin against real containers)', () => {
   it('a swap helper that cannot run fails the restore, and the stopped container runs again with its old database', async () => {
     const { bytes, info } = await dumpAll(sqliteSource, OPTIONS, APP, 'swapfail', context);
     await sqlite(APP, 'DELETE FROM items WHERE id = 1;');
-    const before = await fingerprint(APP);
+    const before = await sqliteFingerprint(APP);
     const startedAt = await docker(host(), ['inspect', '-f', '{{.State.StartedAt}}', APP]);
     // Without the /usr bind, the helper image has no sh: the helper fails after the container was stopped.
     const broken = (mandate: string): DumpContext => ({ ...context(mandate), settings: { volumeHelperImage: HOST_IMAGE, volumeHelperBinds: [], stoppedContainersDir: stoppedDir() } });
@@ -146,26 +116,26 @@ describe('sqlite restore (plugin against real containers)', () => {
     await expect(failure).rejects.toMatchObject({ code: 'RESTORE_FAILED', message: expect.stringContaining(`container ${APP}`) as string });
     expect(await running(APP)).toBe(true);
     expect(await docker(host(), ['inspect', '-f', '{{.State.StartedAt}}', APP])).not.toBe(startedAt);
-    expect(await fingerprint(APP)).toBe(before);
+    expect(await sqliteFingerprint(APP)).toBe(before);
     expect(await leftovers(APP)).toEqual([]);
     expect(await readdir(stoppedDir())).toEqual([]);
   });
 
   it('restores into a new path and into another container, whose drill checks then pass, with the stop record cleared', async () => {
-    const expected = await fingerprint(APP);
+    const expected = await sqliteFingerprint(APP);
     const { bytes, info } = await dumpAll(sqliteSource, OPTIONS, APP, 'copy', context);
     const newPath: RestoreDestination = { kind: 'container', container: APP, original: true, scratch: false, path: '/data/copy.db' };
     const plan = await sqliteSource.planRestore?.(OPTIONS, restoreRequest(APP, newPath, info), context('copy'));
     expect(plan?.steps.join('\n')).toMatch(/stop container .*\n.*replace \/data\/copy\.db .*remove \/data\/copy\.db-wal/s);
     await sqliteSource.restore?.(OPTIONS, restoreRequest(APP, newPath, info), Readable.from([bytes]), context('copy'));
-    expect(await fingerprint(APP, '/data/copy.db')).toBe(expected);
-    expect(await fingerprint(APP)).toBe(expected);
+    expect(await sqliteFingerprint(APP, '/data/copy.db')).toBe(expected);
+    expect(await sqliteFingerprint(APP)).toBe(expected);
 
     const other: RestoreDestination = { kind: 'container', container: OTHER, original: false, scratch: true };
     const request = restoreRequest(APP, other, info);
     await sqliteSource.planRestore?.(OPTIONS, request, context('other'));
     await sqliteSource.restore?.(OPTIONS, request, Readable.from([bytes]), context('other'));
-    expect(await fingerprint(OTHER)).toBe(expected);
+    expect(await sqliteFingerprint(OTHER)).toBe(expected);
     expect(await running(OTHER)).toBe(true);
     const checks = (await sqliteSource.check?.(OPTIONS, request, context('other'))) ?? [];
     const tables = (await sqlite(APP, "SELECT group_concat(name, '|') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name);")).split('|');
@@ -176,7 +146,7 @@ describe('sqlite restore (plugin against real containers)', () => {
   });
 
   it('restores while the app writes in WAL mode: the old -wal/-shm are removed, not replayed into the restored database', async () => {
-    const expected = await fingerprint(APP);
+    const expected = await sqliteFingerprint(APP);
     const { bytes, info } = await dumpAll(sqliteSource, OPTIONS, APP, 'wal', context);
     // A reader that keeps the database open, so that the writers' WAL stays (the last connection would remove it).
     await docker(host(), ['exec', '-d', APP, 'bash', '-c', '(echo "SELECT count(*) FROM items;"; sleep 1000) | sqlite3 /data/app.db']);
@@ -184,12 +154,12 @@ describe('sqlite restore (plugin against real containers)', () => {
       'while :; do sqlite3 -cmd ".timeout 10000" /data/app.db "INSERT INTO items (name) VALUES (hex(randomblob(64)));"; sleep 0.02; done']);
     const hasWal = async (): Promise<boolean> => (await docker(host(), ['exec', APP, 'ls', '/data'])).split('\n').includes('app.db-wal');
     const deadline = Date.now() + 20_000;
-    while (((await fingerprint(APP)) === expected || !(await hasWal())) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (((await sqliteFingerprint(APP)) === expected || !(await hasWal())) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await hasWal()).toBe(true);
     await sqliteSource.restore?.(OPTIONS, restoreRequest(APP, original(APP), info), Readable.from([bytes]), context('wal'));
     expect(await running(APP)).toBe(true);
     expect((await docker(host(), ['exec', APP, 'ls', '/data'])).split('\n')).not.toContain('app.db-wal');
-    expect(await fingerprint(APP)).toBe(expected);
+    expect(await sqliteFingerprint(APP)).toBe(expected);
     expect(await sqlite(APP, 'PRAGMA integrity_check;')).toBe('ok');
   });
 
@@ -225,7 +195,7 @@ describe('sqlite restore (plugin against real containers)', () => {
 describe('sqlite restore through a real daemon process', () => {
   it('restores --to original after a safety backup, refuses a stopped or tool-less destination, passes a drill, and keeps answering', async () => {
     const mandate = `sqlr-${ID}`;
-    const yaml = `volume:\n  helper_image: ${HOST_IMAGE}\n  helper_binds: [/usr:/usr:ro]\nmandates:\n  ${mandate}:\n    container: ${SERVED}\n    type: sqlite\n    interval: "0 0 29 2 *"\n    target: local\n    sqlite:\n      path: /data/app.db\n`;
+    const yaml = `${VOLUME_HELPER_YAML}mandates:\n  ${mandate}:\n    container: ${SERVED}\n    type: sqlite\n    interval: "0 0 29 2 *"\n    target: local\n    sqlite:\n      path: /data/app.db\n`;
     const env = await createTestEnv(`sqlr${ID}`, yaml);
     const socket = join(env.dir, 'data', 'backer.sock');
     const daemon = spawnDaemon(env.configPath);
@@ -235,7 +205,7 @@ describe('sqlite restore through a real daemon process', () => {
     };
     try {
       await waitForHealth(daemon, socket, 60_000);
-      const original = await fingerprint(SERVED);
+      const original = await sqliteFingerprint(SERVED);
       const backup = await run<Job>(['backup', mandate, '--wait']);
       expect(backup.code, JSON.stringify(backup.body)).toBe(0);
       const manifests = (await run<{ backups: Manifest[] }>(['backups', 'list', '--mandate', mandate])).body.backups;
@@ -244,7 +214,7 @@ describe('sqlite restore through a real daemon process', () => {
       const restored = await run<Job<RestoreResult>>(['restore', mandate, '--yes', '--wait']);
       expect(restored.code, JSON.stringify(restored.body)).toBe(0);
       expect(restored.body.result?.safety_backup).toBeTruthy();
-      expect(await fingerprint(SERVED)).toBe(original);
+      expect(await sqliteFingerprint(SERVED)).toBe(original);
       expect(await running(SERVED)).toBe(true);
 
       const stopped = await run<Job<RestoreResult>>(['restore', mandate, '--to', `container:${STOPPED}`, '--wait']);

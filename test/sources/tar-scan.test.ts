@@ -17,9 +17,9 @@ import type { Manifest } from '../../src/manifests/schema.js';
 import { treeStats } from '../../src/sources/files-restore.js';
 import { TarError, TarScanner, TreeHasher, type TreeStats } from '../../src/sources/tar-scan.js';
 import { TarStatsParser, tarStatsTap } from '../../src/sources/volume-stats.js';
-import { cli } from '../helpers/cli.js';
 import { spawnDaemon, waitForHealth } from '../helpers/daemon-proc.js';
 import { createTestEnv, filesMandateYaml } from '../helpers/env.js';
+import { backerCli, VOLUME_HELPER_YAML, volumeMandateYaml } from '../helpers/volume-config.js';
 import { docker, HOST_IMAGE } from '../setup/services.js';
 
 const host = (): string => inject('dockerHost');
@@ -168,25 +168,11 @@ describe('files and volume sources through a real daemon process', () => {
   });
 
   it('records the same tree_sha256 for the same raw-byte names, and both drills pass', async () => {
-    const yaml = [
-      'volume:',
-      `  helper_image: ${HOST_IMAGE}`,
-      '  helper_binds: [/usr:/usr:ro]',
-      'mandates:',
-      `  ${VOLUME_MANDATE}:`,
-      `    container: ${APP}`,
-      '    type: volume',
-      '    interval: "0 0 29 2 *"',
-      '    target: local',
-      filesMandateYaml(FILES_MANDATE, 'TSCAN_DIR', { target: 'local' }),
-    ].join('\n');
+    const yaml = `${VOLUME_HELPER_YAML}mandates:\n${volumeMandateYaml(VOLUME_MANDATE, APP)}${filesMandateYaml(FILES_MANDATE, 'TSCAN_DIR', { target: 'local' })}`;
     const env = await createTestEnv(`ts${id}`, yaml);
     const daemon = spawnDaemon(env.configPath, { env: { TSCAN_DIR: hostDir } });
     const socket = join(env.dir, 'data', 'backer.sock');
-    const backer = async (args: string[]): Promise<{ code: number; out: string; stdout: string }> => {
-      const r = await cli([...args, '--config', env.configPath], { TSCAN_DIR: hostDir });
-      return { code: r.code, out: r.stdout + r.stderr, stdout: r.stdout };
-    };
+    const backer = backerCli(env.configPath, { TSCAN_DIR: hostDir });
     const stats = async (mandate: string): Promise<unknown> => {
       const list = await backer(['backups', 'list', '--mandate', mandate, '--json']);
       expect(list.code, list.out).toBe(0);

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DumpContext, RestoreDestination } from '../../src/sources/types.js';
 import { volumeSource, type VolumeOptions } from '../../src/sources/volume.js';
 import { callApi } from '../../src/cli/client.js';
-import { cli } from '../helpers/cli.js';
 import { spawnDaemon, waitForHealth } from '../helpers/daemon-proc.js';
 import { createTestEnv } from '../helpers/env.js';
+import { backerCli, VOLUME_HELPER_YAML, volumeMandateYaml } from '../helpers/volume-config.js';
 import { docker, HOST_IMAGE } from '../setup/services.js';
 import { dumpAll, failingInput, original, restoreRequest, restoreSuite, sourceContext } from './suite.js';
 
@@ -245,27 +245,13 @@ describe('volume restore: stats, plan, failures, new volume, drill check', () =>
 });
 
 describe('volume restores through a real daemon process', () => {
-  const yaml = [
-    'volume:',
-    `  helper_image: ${HOST_IMAGE}`,
-    '  helper_binds: [/usr:/usr:ro]',
-    'mandates:',
-    `  ${MANDATE}:`,
-    `    container: ${SERVED}`,
-    '    type: volume',
-    '    interval: "0 0 29 2 *"',
-    '    target: local',
-    '',
-  ].join('\n');
+  const yaml = `${VOLUME_HELPER_YAML}mandates:\n${volumeMandateYaml(MANDATE, SERVED)}`;
 
   it('backs up, restores into the original and into a new volume, drills, and refuses a container without the paths', async () => {
     const env = await createTestEnv(`vr${id}`, yaml);
     const daemon = spawnDaemon(env.configPath);
     const socket = join(env.dir, 'data', 'backer.sock');
-    const backer = async (args: string[]): Promise<{ code: number; out: string }> => {
-      const r = await cli([...args, '--config', env.configPath]);
-      return { code: r.code, out: r.stdout + r.stderr };
-    };
+    const backer = backerCli(env.configPath);
     try {
       await waitForHealth(daemon, socket);
       await sh(SERVED, 'mkdir -p /data/a && head -c 500000 /dev/urandom > /data/a/blob && echo v1 > /data/conf && chown 77:77 /data/conf');

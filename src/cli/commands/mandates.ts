@@ -13,6 +13,8 @@ interface MandateJson {
   container: string | null;
   interval: string;
   next_run: string | null;
+  /** The next scheduled verification (`backer.verify`), null without one. */
+  next_verify: string | null;
   targets: string[];
 }
 
@@ -24,11 +26,12 @@ interface MandatesReply {
 }
 
 function rows(reply: MandatesReply): string[][] {
-  const runnable = reply.mandates.map((m) => [m.name, m.type, m.container ?? '-', m.interval, m.next_run ?? '-', m.targets.join(','), 'ok']);
+  const runnable = reply.mandates.map((m) => [m.name, m.type, m.container ?? '-', m.interval, m.next_run ?? '-', m.next_verify ?? '-', m.targets.join(','), 'ok']);
   const skipped = reply.skipped.map((m) => [
     m.name,
     '-',
     m.container ?? '-',
+    '-',
     '-',
     '-',
     '-',
@@ -47,7 +50,7 @@ export async function mandatesListCommand(options: GlobalOptions): Promise<numbe
   }
   const body = rows(reply);
   if (body.length === 0) printLine('no mandates');
-  else printLine(table([['NAME', 'TYPE', 'CONTAINER', 'INTERVAL', 'NEXT_RUN', 'TARGETS', 'STATE'], ...body]));
+  else printLine(table([['NAME', 'TYPE', 'CONTAINER', 'INTERVAL', 'NEXT_RUN', 'NEXT_VERIFY', 'TARGETS', 'STATE'], ...body]));
   // With Docker switched off on purpose there is nothing to warn about.
   if (reply.docker_error !== null && config.docker.enabled) process.stderr.write(`warning: ${reply.docker_error}\n`);
   return EXIT.OK;

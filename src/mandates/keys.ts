@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { notABoolean, parseBoolean } from '../config/boolean.js';
+import { checkCron } from '../config/cron.js';
+import { checkNameLength, checkNamePattern, DEFAULT_NAME_PATTERN, DEFAULT_NAME_PATTERN_NO_CONTAINER } from '../config/name-pattern.js';
+import type { BackerConfig } from '../config/schema.js';
+import { VERIFY_LEVELS, type VerifyLevel } from '../manifests/verification.js';
+import { optionalString, optionIssue } from '../sources/options-schema.js';
+
+/** Default `interval`: every day at midnight. */
+export const DEFAULT_INTERVAL = '0 0 * * *';
+/** Default `retention`: the newest 10 complete backups per target. */
+export const DEFAULT_RETENTION = 10;
+
+export interface KeysContext {
+  /** The mandate's container (null for host sources): the default name pattern depends on it. */
+  container: string | null;
+  /** The mandate's name, for the name pattern's length check. */
+  name: string;
+  /** The config's `verify`: what mandates without their own verify keys take. */
+  verifyDefaults: BackerConfig['verify'];
+}
+
+function isVerifyLevel(value: string): value is VerifyLevel {
+  return (VERIFY_LEVELS as readonly string[]).includes(value);
+}
+
+/**
+ * The mandate's own keys (labels `backer.<key>`, or a static mandate's keys) as one schema over
+ * their raw strings, with their defaults: labels and `backer.yml` read through it alike. `type`,
+ * `target`, `middleware` and the source's options are read elsewhere (they need the registry and
+ * the config's names).
+ */
+export function mandateKeysSchema(context: KeysContext) {
+  return z.object({
+    enabled: optionalString().transform((raw, ctx) => {
+      if (raw === undefined) return undefined;
+      const enabled = parseBoolean(raw);
+      if (enabled === undefined) optionIssue(ctx, 'enabled', notABoolean(raw));
+      return enabled;
+    }),
+    interval: optionalString().transform((raw, ctx) => {
+      const interval = raw?.trim() ?? DEFAULT_INTERVAL;
+      const problem = checkCron(interval);
+      if (problem !== null) optionIssue(ctx, 'interval', problem);
+      return interval;
+    }),
+    retention: optionalString().transform((raw, ctx) => {
+      if (raw === undefined) return DEFAULT_RETENTION;
+      const text = raw.trim();
+      const retention = /^\d+$/.test(text) ? Number(text) : NaN;
+      if (!Number.isSafeInteger(retention) || retention < 1) {
+        optionIssue(ctx, 'retention', `expected a whole number of backups to keep, at least 1, received ${JSON.stringify(raw)}`);
+      }
+      return retention;
+    }),
+    name_pattern: optionalString().transform((raw, ctx) => {
+      const pattern = raw?.trim() ?? (context.container === null ? DEFAULT_NAME_PATTERN_NO_CONTAINER : DEFAULT_NAME_PATTERN);
+      const problem = checkNamePattern(pattern, context.container !== null) ?? checkNameLength(pattern, { container: context.container, mandate: context.name });
+      if (problem !== null) optionIssue(ctx, 'name_pattern', problem);
+      return pattern;
+    }),
+    // A cron, or `off` (any false word): no scheduled verification, even when the config sets a default.
+    verify: optionalString().transform((raw, ctx) => {
+      if (raw === undefined) return context.verifyDefaults.interval ?? null;
+      const text = raw.trim();
+      if (parseBoolean(text) === false) return null;
+      const problem = checkCron(text);
+      if (problem !== null) optionIssue(ctx, 'verify', `${problem}; or off for no scheduled verification`);
+      return text;
+    }),
+    verify_level: optionalString().transform((raw, ctx): VerifyLevel => {
+      if (raw === undefined) return context.verifyDefaults.level;
+      const text = raw.trim();
+      if (isVerifyLevel(text)) return text;
+      optionIssue(ctx, 'verify_level', `expected one of ${VERIFY_LEVELS.join(', ')}, received ${JSON.stringify(raw)}`);
+      return context.verifyDefaults.level;
+    }),
+  });
+}
+
+export type MandateKeys = z.output<ReturnType<typeof mandateKeysSchema>>;
+export type MandateKey = keyof MandateKeys;
+
+/**
+ * Reads some of the mandate's own keys (the others take their defaults); every problem goes to
+ * `add` at its key, in the order of `keys`. Undefined when any of them has a problem (the mandate
+ * is then not run).
+ */
+export function readMandateKeys(
+  raw: Readonly<Record<string, string>>,
+  keys: readonly MandateKey[],
+  context: KeysContext,
+  add: (key: string, message: string) => void,
+): MandateKeys | undefined {
+  const picked: Record<string, string> = {};
+  for (const key of keys) if (raw[key] !== undefined) picked[key] = raw[key];
+  const result = mandateKeysSchema(context).safeParse(picked);
+  if (result.success) return result.data;
+  for (const key of keys) {
+    for (const issue of result.error.issues) if (issue.path[0] === key) add(key, issue.message);
+  }
+  return undefined;
+}
