@@ -6,12 +6,12 @@ import type { VerificationCheck } from '../manifests/verification.js';
 import type { DumpContext, RestoreDestination, RestoreRequest } from '../sources/types.js';
 import { openDecoded } from './decode.js';
 import type { LocatedBackup } from './find-backup.js';
-import type { RestoreServices } from './run-restore.js';
+import type { BackupServices } from './run-backup.js';
 import { createScratch, removeScratch, waitUntilReady } from './scratch.js';
 
 const SCRATCH_READY_MS = 120_000;
 
-export interface DrillServices extends Omit<RestoreServices, 'backup'> {
+export interface DrillServices extends BackupServices {
   /** Where a host source (files) is restored for its drill: a temp dir under it, always removed. */
   scratchDir: string;
 }

@@ -1,26 +1,15 @@
-import type Docker from 'dockerode';
 import type { MandateSpec } from '../mandates/types.js';
 import { BackerError, describeError, errorCode, type ErrorCode } from '../errors.js';
 import type { JobProgress } from '../events/bus.js';
-import type { Logger } from '../logging/logger.js';
-import type { Middleware } from '../middleware/types.js';
-import type { SourceRegistry } from '../sources/registry.js';
-import type { DumpContext, RestoreRequest, SourceDefinition, SourceSettings } from '../sources/types.js';
-import type { Target } from '../targets/types.js';
+import type { DumpContext, RestoreRequest, SourceDefinition } from '../sources/types.js';
 import { drain, middlewareForStep, openDecoded } from './decode.js';
 import { findBackup, type LocatedBackup } from './find-backup.js';
 import { parseDatabaseMap, parseDestination, type ParsedDestination, type RestoreParams } from './restore-params.js';
-import type { BackupOptions, BackupResult } from './run-backup.js';
+import type { BackupOptions, BackupResult, BackupServices } from './run-backup.js';
 import { createScratch, planScratch, removeScratch, waitUntilReady } from './scratch.js';
 
-export interface RestoreServices {
-  sources: SourceRegistry;
-  targets: ReadonlyMap<string, Target>;
-  middleware: ReadonlyMap<string, Middleware>;
-  docker: Docker;
-  logger: Logger;
-  registerSecret(value: string): void;
-  settings?: SourceSettings;
+/** What a backup needs (plugins, Docker, logging, settings), and a backup to call for the safety backup. */
+export interface RestoreServices extends BackupServices {
   /** A normal backup of the mandate (the safety backup), inside this job: no second lock. */
   backup(mandate: MandateSpec, signal: AbortSignal, options: BackupOptions): Promise<BackupResult>;
 }
