@@ -48,6 +48,8 @@ backer_use_node() {
     *":$dir:"*) ;;
     *) PATH="$dir:$PATH" && export PATH ;;
   esac
+  # Native addons (better-sqlite3) build against this Node's own headers, not the system's.
+  npm_config_nodedir=$(dirname "$dir") && export npm_config_nodedir
 }
 
 # Installs Node 24 into .tools when the node on PATH is missing or older than 22.12; idempotent.

@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import { BackerError, describeError, errorCode } from '../errors.js';
 import type { EventBus, JobProgress } from '../events/bus.js';
 import type { Logger } from '../logging/logger.js';
-import { createMemoryJobStore, TERMINAL_STATES, type AnyJob, type JobKind, type JobOutcome, type JobStore, type JobTrigger } from './types.js';
+import { createMemoryJobStore } from './memory-store.js';
+import { TERMINAL_STATES, type AnyJob, type JobEvent, type JobFilter, type JobKind, type JobOutcome, type JobStore, type JobTrigger } from './types.js';
 
 /** What runs a job: one function per kind, chosen by the daemon. */
 export interface JobRunContext {
@@ -22,6 +23,22 @@ export interface QueueOptions {
   events?: EventBus;
 }
 
+/** `backer queue stats`, `GET /v1/queue/stats`. */
+export interface QueueStats {
+  running: number;
+  /** Queued and ready to run. */
+  queued: number;
+  /** Queued, waiting for a retry's time. */
+  retrying: number;
+  concurrency: number;
+  /** Wait from queued to started of the jobs started in the last 24 h; null when none. */
+  wait_ms_p50: number | null;
+  wait_ms_p95: number | null;
+  failures_24h: number;
+  /** Mandates whose jobs waited longer than their schedule's interval: the queue cannot keep up. */
+  overloaded: { mandate: string; waited_ms: number; interval_ms: number }[];
+}
+
 export interface EnqueueRequest {
   kind: JobKind;
   mandate: string;
@@ -38,7 +55,13 @@ export interface Queue {
   /** Any kind of job. Only backups coalesce with a queued job of the same mandate. */
   submit(request: EnqueueRequest): AnyJob;
   get(id: string): AnyJob | undefined;
+  /** Every matching job, newest first (no paging). */
   list(filter?: { mandate?: string; kind?: JobKind }): AnyJob[];
+  /** One page of matching jobs, newest first, and how many match in all. */
+  page(filter: JobFilter): { jobs: AnyJob[]; total: number };
+  /** The job's history: attempts, retries, interruptions (oldest first). */
+  history(id: string): JobEvent[];
+  stats(): QueueStats;
   /**
    * Resolves with the job once it reached a terminal state, or, when `signal` aborts first (a wait
    * that timed out, a client that went away), with the job as it is then. Either way nothing of
@@ -148,6 +171,10 @@ export function createQueue(options: QueueOptions): Queue {
       progress: null,
       trigger: request.trigger,
       state: 'queued',
+      priority: 5,
+      attempts: 0,
+      not_before: null,
+      wait_ms: null,
       created_at: new Date().toISOString(),
       started_at: null,
       finished_at: null,
@@ -166,14 +193,27 @@ export function createQueue(options: QueueOptions): Queue {
     enqueue: (mandate, trigger) => submit({ kind: 'backup', mandate, trigger }),
     submit,
     get: (id) => store.get(id),
+    page: (filter) => store.list(filter),
+    history: (id) => {
+      mustGet(id);
+      return store.events(id);
+    },
+    stats: () => {
+      const active = store.active();
+      const failures = store.finishedSince(new Date(Date.now() - 86_400_000)).filter((j) => j.state === 'failed').length;
+      return {
+        running: active.filter((j) => j.state === 'running').length,
+        queued: active.filter((j) => j.state === 'queued' && j.not_before === null).length,
+        retrying: active.filter((j) => j.state === 'queued' && j.not_before !== null).length,
+        concurrency: options.concurrency,
+        wait_ms_p50: null,
+        wait_ms_p95: null,
+        failures_24h: failures,
+        overloaded: [],
+      };
+    },
     list(filter) {
-      // Reversed creation order first: the sort is stable, so jobs created in the same millisecond stay newest first.
-      return store
-        .list()
-        .filter((j) => filter?.mandate === undefined || j.mandate === filter.mandate)
-        .filter((j) => filter?.kind === undefined || j.kind === filter.kind)
-        .reverse()
-        .sort((a, b) => b.created_at.localeCompare(a.created_at));
+      return store.list({ ...filter, limit: Number.MAX_SAFE_INTEGER }).jobs;
     },
     wait(id, signal) {
       const job = mustGet(id);

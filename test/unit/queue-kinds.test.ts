@@ -97,7 +97,7 @@ describe('job kinds', () => {
 describe('progress line', () => {
   const job = (bytes: number, total: number | null): AnyJob => ({
     id: 'j', kind: 'restore', mandate: 'db', params: null, progress: { bytes, total }, trigger: 'cli', state: 'running',
-    created_at: '', started_at: null, finished_at: null, error: null, result: null,
+    priority: 5, attempts: 1, not_before: null, wait_ms: null, created_at: '', started_at: null, finished_at: null, error: null, result: null,
   });
 
   it('shows a bar, the share, the rate and an ETA when the total is known', () => {

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BackerError } from '../../src/errors.js';
 import type { BackupResult } from '../../src/pipeline/run-backup.js';
 import { createQueue, type Queue } from '../../src/queue/queue.js';
-import { createMemoryJobStore, type Job } from '../../src/queue/types.js';
+import { createMemoryJobStore } from '../../src/queue/memory-store.js';
+import type { Job } from '../../src/queue/types.js';
 import { backupRunner } from '../helpers/queue.js';
 
 const logger = pino({ level: 'silent' });
@@ -373,6 +374,10 @@ describe('memory job store', () => {
     mandate: 'm',
     trigger: 'api',
     state,
+    priority: 5,
+    attempts: 0,
+    not_before: null,
+    wait_ms: null,
     created_at: '2024-01-01T00:00:00.000Z',
     started_at: null,
     finished_at: null,
@@ -380,12 +385,12 @@ describe('memory job store', () => {
     result: null,
   });
 
-  it('keeps creation order across updates', () => {
+  it('lists newest created first, and an update keeps a job in its place', () => {
     const store = createMemoryJobStore();
     store.save(job('1', 'queued'));
     store.save(job('2', 'queued'));
     store.save(job('1', 'running'));
-    expect(store.list().map((j) => `${j.id}:${j.state}`)).toEqual(['1:running', '2:queued']);
+    expect(store.list().jobs.map((j) => `${j.id}:${j.state}`)).toEqual(['2:queued', '1:running']);
   });
 
   it('forgets the oldest finished jobs beyond its limit, never a queued or running one', () => {
@@ -394,7 +399,7 @@ describe('memory job store', () => {
     store.save(job('2', 'succeeded'));
     store.save(job('3', 'failed'));
     store.save(job('4', 'running'));
-    expect(store.list().map((j) => j.id)).toEqual(['1', '4']);
+    expect(store.list().jobs.map((j) => j.id)).toEqual(['4', '1']);
     expect(store.get('2')).toBeUndefined();
   });
 });
