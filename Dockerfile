@@ -3,6 +3,12 @@
 # has Node 24, the programs Backer's middleware runs and the volume helper needs, and tini as init.
 
 FROM node:24-bookworm-slim AS build
+# better-sqlite3 (the state database) is a native addon: npm fetches a prebuilt binary when it can
+# reach GitHub, else compiles it against this image's own Node headers (/usr/local/include/node).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+ENV npm_config_nodedir=/usr/local
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund

@@ -108,8 +108,9 @@ describe('backer CLI', () => {
       expect(existsSync(socket)).toBe(true);
 
       const second = await cli(['daemon', '--config', env.configPath], extraEnv());
-      expect(second.code).toBe(2);
-      expect(second.stderr).toMatch(/another Backer daemon is already listening/);
+      // The data_dir's state database is taken: refused (exit 5) before any socket is touched.
+      expect(second.code).toBe(5);
+      expect(second.stderr).toMatch(/another Backer daemon \(pid \d+\) uses data_dir /);
 
       const backup = await cli(['backup', 'static-shop', '--wait', '--config', env.configPath], extraEnv());
       expect(backup.stdout).toMatch(/succeeded/);

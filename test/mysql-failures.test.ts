@@ -6,7 +6,7 @@ import type { Daemon } from '../src/daemon/daemon.js';
 import { createTarget } from '../src/targets/index.js';
 import type { Target } from '../src/targets/types.js';
 import { listBackups } from '../src/manifests/store.js';
-import { backupJob, CCRYPT_KEY, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { backupJob, CCRYPT_KEY, createTestEnv, startDaemon, storedJob, type TestEnv } from './helpers/env.js';
 import { ROOT_PASSWORD, sql, startMariaDb } from './helpers/mariadb.js';
 import { allCommandLines, sampleCommandLines } from './helpers/proc.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
@@ -164,7 +164,7 @@ it('fails cleanly when the container is removed mid-dump', async () => {
   expect(await daemon.services.targets.get('s3')?.list('mysql-vanish/')).toEqual([]);
 });
 
-it('stops cleanly mid-backup: the job is cancelled and nothing half-written is left', async () => {
+it('stops cleanly mid-backup: the job is queued again for the next start and nothing half-written is left', async () => {
   const before = (await readdir(join(env.dir, 'backups', 'big-db'))).sort();
   const s3Before = await daemon.services.targets.get('s3')?.list('big-db/');
   const job = daemon.queue.enqueue('big-db', 'api');
@@ -174,8 +174,10 @@ it('stops cleanly mid-backup: the job is cancelled and nothing half-written is l
   }
   await new Promise((r) => setTimeout(r, 100));
   await daemon.close();
-  const done = daemon.queue.get(job.id);
-  expect(done?.state).toBe('cancelled');
+  // Stopped, not cancelled: queued again for the next start, which runs it from the beginning.
+  const stored = storedJob(daemon.services.config.data_dir, job.id);
+  expect(stored.job).toMatchObject({ state: 'queued', attempts: 1 });
+  expect(stored.events.some((e) => e.type === 'interrupted')).toBe(true);
   expect((await readdir(join(env.dir, 'backups', 'big-db'))).sort()).toEqual(before);
   // The daemon closed its S3 client: list through a fresh one.
   const s3Config = daemon.services.config.targets.find((t) => t.name === 's3');

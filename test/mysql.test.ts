@@ -166,6 +166,8 @@ describe('mysql backups of labelled containers', () => {
     expect(failed.state).toBe('failed');
     expect(failed.error?.code).toBe('DUMP_FAILED');
     expect(failed.error?.message).toMatch(/Access denied/);
+    // Permanent: exactly one attempt, never retried.
+    expect(failed.attempts).toBe(1);
     expect(await localFiles('wrong-pw-db')).toEqual([]);
     expect(await daemon.services.targets.get('s3')?.list('wrong-pw-db/')).toEqual([]);
   });

@@ -65,7 +65,8 @@ beforeAll(async () => {
   tarball = join(work, `backer-${VERSION}.tgz`);
   prefix = join(work, 'prefix');
   const install = await timed('npm install -g', () =>
-    run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: work }),
+    // better-sqlite3 builds from source here (no prebuilt binary download): against this Node's headers.
+    run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: work, env: { npm_config_nodedir: dirname(dirname(process.execPath)) } }),
   );
   expect(install.code, install.stderr).toBe(0);
   backer = join(prefix, 'bin', 'backer');

@@ -251,6 +251,8 @@ describe('postgres backups of labelled containers', () => {
     expect(failed.state).toBe('failed');
     expect(failed.error?.code).toBe('DUMP_FAILED');
     expect(failed.error?.message).toMatch(/postgres-wrongpw.*password authentication failed/);
+    // Permanent: exactly one attempt, never retried.
+    expect(failed.attempts).toBe(1);
     expect(await localFiles(CONTAINERS.wrongPw)).toEqual([]);
     expect(await daemon.services.targets.get('s3')?.list(`${CONTAINERS.wrongPw}/`)).toEqual([]);
   });

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
+import type { AnyJob } from '../src/queue/types.js';
 import { currentOwner, ownerLabels, type ProcessOwner } from '../src/state/owner.js';
 import { recordStopped, type StoppedRecord } from '../src/state/stopped-containers.js';
 import { cli, spawnCli } from './helpers/cli.js';
@@ -28,7 +29,11 @@ const SHARED = `recovery-shared-${suffix}`;
 const HELPER_LIVE = `recovery-helper-live-${suffix}`;
 const HELPER_DEAD = `recovery-helper-dead-${suffix}`;
 const HELPER_OLD = `recovery-helper-old-${suffix}`;
-const CONTAINERS = [APP, ONCE, LIVE, DEAD, UP, SHARED, HELPER_LIVE, HELPER_DEAD, HELPER_OLD];
+// Helpers of daemons in containers (host name = the container's short id), and of another host.
+const HELPER_IN_RUNNING = `recovery-helper-in-running-${suffix}`;
+const HELPER_IN_STOPPED = `recovery-helper-in-stopped-${suffix}`;
+const HELPER_FOREIGN = `recovery-helper-foreign-${suffix}`;
+const CONTAINERS = [APP, ONCE, LIVE, DEAD, UP, SHARED, HELPER_LIVE, HELPER_DEAD, HELPER_OLD, HELPER_IN_RUNNING, HELPER_IN_STOPPED, HELPER_FOREIGN];
 const VOLUMES = [`${APP}-data`, `${ONCE}-data`];
 const IDLE = 'trap "exit 0" TERM; while :; do sleep 1 & wait $!; done';
 
@@ -177,11 +182,15 @@ describe('containers stopped for a copy after a crash', () => {
     expect(await recordsOf(APP)).toHaveLength(1);
 
     const second = await startDaemon();
+    expect(second.output()).toMatch(new RegExp(`"container":"${APP}".*"msg":"container restarted after an interrupted backup"`));
+    expect(second.output()).toMatch(new RegExp(`"container":"${APP}".*"msg":"removed a helper container left by an interrupted backup"`));
+    // The interrupted backup runs again (attempt 2) and succeeds; then nothing is left stopped.
+    const { jobs } = await callApi<{ jobs: AnyJob[] }>(socket, 'GET', `/v1/jobs?mandate=${APP}&limit=1`);
+    const rerun = await callApi<{ job: AnyJob }>(socket, 'GET', `/v1/jobs/${jobs[0]?.id ?? ''}?wait=120`);
+    expect(rerun.job).toMatchObject({ state: 'succeeded', attempts: 2 });
     expect(await running(APP)).toBe(true);
     expect(await recordsOf(APP)).toEqual([]);
     expect(await helpers(APP)).toBe('');
-    expect(second.output()).toMatch(new RegExp(`"container":"${APP}".*"msg":"container restarted after an interrupted backup"`));
-    expect(second.output()).toMatch(new RegExp(`"container":"${APP}".*"msg":"removed a helper container left by an interrupted backup"`));
     expect(await health()).toBe('ok');
 
     // The normal path: recorded while stopped, record gone once it runs again.
@@ -245,6 +254,11 @@ describe('the start-up pass', () => {
     await createHelper(HELPER_LIVE, ownerLabels(currentOwner()));
     await createHelper(HELPER_DEAD, ownerLabels(dead));
     await createHelper(HELPER_OLD, {});
+    const inContainer = async (container: string): Promise<Record<string, string>> =>
+      ownerLabels({ pid: 1, start: 'boot:1', host: (await containerId(container)).slice(0, 12) });
+    await createHelper(HELPER_IN_RUNNING, await inContainer(UP));
+    await createHelper(HELPER_IN_STOPPED, await inContainer(LIVE));
+    await createHelper(HELPER_FOREIGN, ownerLabels({ pid: 1, start: 'boot:1', host: `elsewhere-${suffix}` }));
 
     const daemon = await startDaemon();
     const logs = daemon.output();
@@ -267,7 +281,12 @@ describe('the start-up pass', () => {
     expect(await exists(HELPER_LIVE)).toBe(true);
     expect(await exists(HELPER_DEAD)).toBe(false);
     expect(await exists(HELPER_OLD)).toBe(false);
-    for (const helper of [HELPER_DEAD, HELPER_OLD]) expect(logs).toMatch(new RegExp(`"helper":"${helper}".*"msg":"removed a helper container left by an interrupted backup"`));
+    // A daemon in a running container may still use its helper; one in a stopped container cannot.
+    expect(await exists(HELPER_IN_RUNNING)).toBe(true);
+    expect(await exists(HELPER_IN_STOPPED)).toBe(false);
+    // A process on another host cannot be asked: its helper is left alone (for a day).
+    expect(await exists(HELPER_FOREIGN)).toBe(true);
+    for (const helper of [HELPER_DEAD, HELPER_OLD, HELPER_IN_STOPPED]) expect(logs).toMatch(new RegExp(`"helper":"${helper}".*"msg":"removed a helper container left by an interrupted backup"`));
     expect(logs).not.toContain(`"helper":"${HELPER_LIVE}"`);
     expect(await health()).toBe('ok');
     expect(await stopDaemon(daemon)).toBe(0);

@@ -180,9 +180,10 @@ beforeAll(async () => {
 
   configPath = join(dir, 'backer.yml');
   socket = join(dir, 'state', 'backer.sock');
+  // How each failure is reported, one attempt each (retries of transient failures: test/retries.test.ts).
   await writeFile(
     configPath,
-    `data_dir: ${join(dir, 'state')}\nlog:\n  level: debug\ndocker:\n  enabled: false\nqueue:\n  concurrency: 2\ntargets:\n${targetsYaml(await closedPort())}${mandatesYaml()}`,
+    `data_dir: ${join(dir, 'state')}\nlog:\n  level: debug\ndocker:\n  enabled: false\nqueue:\n  concurrency: 2\n  retries: 0\ntargets:\n${targetsYaml(await closedPort())}${mandatesYaml()}`,
   );
   // As root, but without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH: file permissions apply to it like
   // to any user (its own files are root's, so it reads and writes them as their owner).

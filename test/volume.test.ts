@@ -10,7 +10,7 @@ import type { Job } from '../src/queue/types.js';
 import type { OptionOrigin } from '../src/sources/types.js';
 import { planMounts, volumeSource, type ContainerMount } from '../src/sources/volume.js';
 import { digest, runProgram, s3Get } from './helpers/artifacts.js';
-import { backupJob, createTestEnv, startDaemon, type TestEnv } from './helpers/env.js';
+import { backupJob, createTestEnv, startDaemon, storedJob, type TestEnv } from './helpers/env.js';
 import { backupAndDecode } from './helpers/matrix.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
 
@@ -390,13 +390,16 @@ describe('volume backups of labelled containers', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('stop=true: a daemon shutdown mid-copy starts the container again', async () => {
+  it('stop=true: a daemon shutdown mid-copy starts the container again and queues the backup for the next start', async () => {
     await new Promise((r) => setTimeout(r, 1100));
     await daemon.services.discovery.refresh();
     const job = daemon.queue.enqueue('volume-stop', 'api');
     await waitFor(async () => (await copying('volume-stop')) && !(await running('volume-stop')), 'the copy to stream');
     await daemon.close();
-    expect(daemon.queue.get(job.id)?.state).toBe('cancelled');
+    // Stopped, not cancelled: the backup is queued again for the next start (state.db keeps it).
+    const stored = storedJob(daemon.services.config.data_dir, job.id);
+    expect(stored.job).toMatchObject({ state: 'queued', attempts: 1 });
+    expect(stored.events.map((e) => e.type)).toEqual(['queued', 'started', 'note', 'interrupted']);
     expect(await running('volume-stop')).toBe(true);
     expect(await helpers('volume-stop')).toBe('');
     expect(env.logs.join('').match(/container started again after the volume copy/g)?.length).toBeGreaterThanOrEqual(4);

@@ -1,16 +1,16 @@
 import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { MandateSpec } from '../mandates/types.js';
 import { BackerError } from '../errors.js';
 import { listBackups } from '../manifests/store.js';
 import type { Queue } from '../queue/queue.js';
-import { JOB_KINDS, type AnyJob, type JobKind } from '../queue/types.js';
 import type { EventBus } from '../events/bus.js';
 import { registerJobRoutes, type RestorePlanner } from './jobs.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { Services } from '../daemon/services.js';
 import { BACKER_VERSION } from '../util/version.js';
 import { toHttpError } from './errors.js';
+import { registerOperationRoutes } from './operations.js';
+import { registerRetentionRoutes } from './retention.js';
 
 export interface ApiDeps {
   services: Pick<Services, 'discovery' | 'mandate' | 'targets' | 'secrets'>;
@@ -26,41 +26,6 @@ export interface ApiDeps {
    */
   ready?: Promise<void>;
 }
-
-function mandateJson(m: MandateSpec, nextRun: Date | null, nextVerify: Date | null = null): Record<string, unknown> {
-  return {
-    name: m.name,
-    origin: m.origin,
-    type: m.source.type,
-    container: m.source.container,
-    interval: m.interval,
-    next_run: nextRun?.toISOString() ?? null,
-    targets: m.targets,
-    middleware: m.middleware,
-    retention: m.retention,
-    name_pattern: m.name_pattern,
-    verify: m.verify.interval,
-    verify_level: m.verify.level,
-    next_verify: nextVerify?.toISOString() ?? null,
-  };
-}
-
-/** Waits at most `ms` for the job; ends the wait (listener and timer) early when the client goes away. */
-async function waitForJob(queue: Queue, id: string, ms: number, request: AbortSignal): Promise<AnyJob> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), ms);
-  const onClientGone = (): void => controller.abort();
-  request.addEventListener('abort', onClientGone, { once: true });
-  if (request.aborted) controller.abort();
-  try {
-    return await queue.wait(id, controller.signal);
-  } finally {
-    clearTimeout(timer);
-    request.removeEventListener('abort', onClientGone);
-  }
-}
-
-const badRequest = (message: string): BackerError => new BackerError('API_BAD_REQUEST', message, { component: 'api' });
 
 /** Thin handlers: validate, call a service, return JSON. Every response is scrubbed of secrets. */
 export function createApi(deps: ApiDeps): Hono {
@@ -85,42 +50,9 @@ export function createApi(deps: ApiDeps): Hono {
 
   app.get('/v1/health', () => json({ status: ready ? 'ok' : 'starting', version: BACKER_VERSION }));
 
-  app.get('/v1/mandates', () => {
-    const snapshot = deps.services.discovery.current();
-    return json({
-      mandates: snapshot.mandates.map((m) => mandateJson(m, deps.scheduler.nextRun(m.name), deps.scheduler.nextRun(m.name, 'verify'))),
-      skipped: snapshot.skipped,
-      problems: snapshot.problems,
-      docker_error: snapshot.docker_error,
-    });
-  });
-
-  app.post('/v1/mandates/:name/backups', (c) => {
-    const mandate = deps.services.mandate(c.req.param('name'));
-    const job = deps.queue.enqueue(mandate.name, 'api');
-    return json({ job }, 202);
-  });
-
-  app.get('/v1/jobs', (c) => {
-    const kind = c.req.query('kind');
-    if (kind !== undefined && !JOB_KINDS.includes(kind as JobKind)) throw badRequest(`kind must be one of ${JOB_KINDS.join(', ')}`);
-    return json({ jobs: deps.queue.list({ mandate: c.req.query('mandate'), kind: kind as JobKind | undefined }) });
-  });
-
+  registerOperationRoutes(app, deps, json);
+  registerRetentionRoutes(app, deps, json);
   registerJobRoutes(app, deps, json);
-
-  app.get('/v1/jobs/:id', async (c) => {
-    const id = c.req.param('id');
-    const waitParam = c.req.query('wait');
-    const job = deps.queue.get(id);
-    if (!job) throw new BackerError('JOB_NOT_FOUND', `no job ${id}`, { component: 'api', details: { job: id } });
-    if (waitParam === undefined) return json({ job });
-    const seconds = Number(waitParam);
-    if (!Number.isFinite(seconds) || seconds < 0 || seconds > 300) throw badRequest('wait must be a number of seconds between 0 and 300');
-    return json({ job: await waitForJob(deps.queue, id, seconds * 1000, c.req.raw.signal) });
-  });
-
-  app.post('/v1/jobs/:id/cancel', (c) => json({ job: deps.queue.cancel(c.req.param('id')) }));
 
   app.get('/v1/backups', async (c) => {
     const mandate = c.req.query('mandate');

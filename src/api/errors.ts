@@ -19,6 +19,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   CONFIG_INVALID: 400,
   LABEL_INVALID: 400,
   DOCKER_UNAVAILABLE: 503,
+  // Another daemon holds the data_dir's state database.
+  STATE_LOCKED: 409,
 };
 
 export function toHttpError(err: unknown): { status: number; body: { error: { code: ErrorCode; message: string } } } {

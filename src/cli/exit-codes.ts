@@ -11,7 +11,7 @@ export const EXIT = {
   UNREACHABLE: 3,
   /** The mandate, job or backup does not exist. */
   NOT_FOUND: 4,
-  /** A restore was refused before anything was touched (destination, tools, keys, or the backup's hashes). */
+  /** A restore was refused before anything was touched (destination, tools, keys, or the backup's hashes); a state reset while a daemon runs. */
   REFUSED: 5,
 } as const;
 
@@ -22,7 +22,8 @@ Exit codes:
   2  bad usage or invalid configuration (also: the mandate is skipped for its problems)
   3  the daemon is not reachable on its API socket
   4  mandate, job or backup not found
-  5  restore refused before anything was touched (destination, tools, keys, or the backup's hashes)`;
+  5  restore refused before anything was touched (destination, tools, keys, or the backup's hashes);
+     state reset refused while a daemon uses the data_dir`;
 
 const BY_CODE: Partial<Record<ErrorCode, number>> = {
   CONFIG_INVALID: EXIT.USAGE,
@@ -36,6 +37,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   BACKUP_NOT_FOUND: EXIT.NOT_FOUND,
   TARGET_NOT_FOUND: EXIT.NOT_FOUND,
   RESTORE_REFUSED: EXIT.REFUSED,
+  STATE_LOCKED: EXIT.REFUSED,
 };
 
 export function exitCodeFor(err: unknown): number {

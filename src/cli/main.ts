@@ -9,7 +9,10 @@ import { daemonCommand } from './commands/daemon.js';
 import { demoCommand } from './commands/demo.js';
 import { healthCommand } from './commands/health.js';
 import { mandatesListCommand } from './commands/mandates.js';
+import { registerOperationCommands } from './commands/operations-cli.js';
 import { restoreCommand, type RestoreOptions } from './commands/restore.js';
+import { retentionPlanCommand, type RetentionPlanOptions } from './commands/retention.js';
+import { stateResetCommand, stateShowCommand, type StateResetOptions } from './commands/state.js';
 import { verifyCommand, type VerifyOptions } from './commands/verify.js';
 import type { GlobalOptions } from './context.js';
 import { EXIT, EXIT_HELP, exitCodeFor } from './exit-codes.js';
@@ -132,12 +135,28 @@ backups
   .option('--target <name>', 'only this target')
   .action(run<ForgetOptions>((o) => forgetCommand(backups.commands.find((c) => c.name() === 'forget')?.args[0] ?? '', o)));
 
-program
-  .command('mandates')
-  .description('mandates known to the running daemon')
+const state = program.command('state').description('the state database in data_dir (jobs, history, stats)');
+state.command('show').description('where state.db is, its schema version, size, jobs by state and the daemon using it').action(run(stateShowCommand));
+state
+  .command('reset')
+  .description('move state.db away (kept as state.db.reset-TIME) and start a fresh one with stats rebuilt from the targets\' manifests')
+  .option('--yes', 'do it (without: print what would be done and exit 1)')
+  .action(run<StateResetOptions>(stateResetCommand));
+
+const mandates = program.command('mandates').description('mandates known to the running daemon');
+mandates
   .command('list')
   .description('every mandate with its schedule and targets, and the skipped ones with their problems')
   .action(run(mandatesListCommand));
+registerOperationCommands(program, mandates, run);
+
+const retention = program.command('retention').description('GFS retention of stored backups (reads the targets directly)');
+retention
+  .command('plan')
+  .description('print which backups of MANDATE each retention rule keeps and which would be deleted, with the reason; deletes nothing')
+  .argument('<mandate>', 'mandate name')
+  .option('--target <name>', 'only this target of the mandate')
+  .action(run<RetentionPlanOptions>((o) => retentionPlanCommand(retention.commands.find((c) => c.name() === 'plan')?.args[0] ?? '', o)));
 
 const config = program.command('config').description('configuration tools');
 config

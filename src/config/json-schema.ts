@@ -57,7 +57,7 @@ export interface SourceOptionKeys {
 }
 
 /** The keys of a mandate itself, as in the label reference. */
-const MANDATE_KEYS = ['type', 'container', 'enabled', 'interval', 'target', 'middleware', 'retention', 'name_pattern', 'verify', 'verify_level'];
+const MANDATE_KEYS = ['type', 'container', 'enabled', 'interval', 'target', 'middleware', 'retention', 'priority', 'name_pattern', 'verify', 'verify_level'];
 
 /**
  * A static mandate: its own keys, and per source type the mapping of that source's options

@@ -201,7 +201,7 @@ function resolveConfig(parsed: ParsedConfig, env: Env, baseDir: string, fileLabe
   return {
     ...parsed,
     data_dir: dataDir,
-    docker: { enabled: parsed.docker.enabled, socket_path: dockerSocket(parsed, env, baseDir, fileLabel, problems) },
+    docker: { ...parsed.docker, socket_path: dockerSocket(parsed, env, baseDir, fileLabel, problems) },
     api: { socket: apiSocket(parsed, dataDir, baseDir, fileLabel, problems) },
     targets,
   };

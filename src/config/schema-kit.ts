@@ -31,6 +31,8 @@ export const targetBase = {
   name: nameSchema,
   /** The target used by mandates that name none. Default: false. */
   default: z.boolean().default(false),
+  /** Jobs that use this target at once (e.g. 1 for a slow NAS). Default: no limit beyond queue.concurrency. */
+  concurrency: z.number().int().min(1).optional(),
 };
 
 /**

@@ -8,6 +8,7 @@ import { localTargetSchema } from '../targets/local.schema.js';
 import { s3TargetSchema } from '../targets/s3.schema.js';
 import { VERIFY_LEVELS } from '../manifests/verification.js';
 import { checkCron } from './cron.js';
+import { durationSchema } from './duration.js';
 import { nameSchema, withJsonSchema } from './schema-kit.js';
 
 // Each plugin owns its options schema (src/targets/<type>.schema.ts, src/middleware/<type>.schema.ts);
@@ -60,6 +61,11 @@ export const dockerConfigSchema = z
      * Default: the path of DOCKER_HOST when it is `unix://PATH`, else /var/run/docker.sock.
      */
     socket_path: z.string().min(1).optional(),
+    /**
+     * Jobs that use the Docker engine at once (every job of a mandate with a container, and
+     * restores into one): the limit per Docker host. Default: none beyond queue.concurrency.
+     */
+    concurrency: z.number().int().min(1).optional(),
   })
   .strict();
 
@@ -74,6 +80,41 @@ export const queueConfigSchema = z
   .object({
     /** Backups that run at the same time. Default: 2. */
     concurrency: z.number().int().min(1).default(2),
+    // Durations are written as strings (`30s`, `5m`, `1h30m`, src/config/duration.ts); the parsed
+    // config holds them in milliseconds.
+    /** Further attempts of a job after a transient failure (network, S3 5xx, container restarting). Default: 3. */
+    retries: z.number().int().min(0).default(3),
+    /** Wait before the first retry, doubled for each further one (with jitter). Default: 30s. Parsed: ms. */
+    retry_delay: durationSchema.prefault('30s'),
+    /** The longest wait between two attempts. Default: 15m. Parsed: ms. */
+    retry_delay_max: durationSchema.prefault('15m'),
+    /** A running job whose stream made no progress this long fails (a hung dump never blocks its mandate). Default: 30m. Parsed: ms. */
+    stall_timeout: durationSchema.prefault('30m'),
+    /** A waiting job gains one priority step per this much wait, so low priority never starves. Default: 10m. Parsed: ms. */
+    aging: durationSchema.prefault('10m'),
+  })
+  .strict();
+
+export const CATCH_UP_MODES = ['skip', 'once'] as const;
+export type CatchUpMode = (typeof CATCH_UP_MODES)[number];
+
+export const scheduleConfigSchema = z
+  .object({
+    /**
+     * Runs missed while the daemon was down: `once` queues one catch-up run per mandate at start
+     * when a fire time was missed within catch_up_window; `skip` waits for the next fire time.
+     * Default: once.
+     */
+    catch_up: z.enum(CATCH_UP_MODES).default('once'),
+    /** How far back a missed fire time still counts for catch_up. Default: 24h. Parsed: ms. */
+    catch_up_window: durationSchema.prefault('24h'),
+  })
+  .strict();
+
+export const stateConfigSchema = z
+  .object({
+    /** Finished jobs and their events are kept this many days in the state database. Default: 90. */
+    history_days: z.number().int().min(1).default(90),
   })
   .strict();
 
@@ -224,8 +265,12 @@ export const configSchema = z
     docker: dockerConfigSchema.prefault({}),
     /** Default: socket `<data_dir>/backer.sock`. */
     api: apiConfigSchema.prefault({}),
-    /** Default: concurrency 2. */
+    /** Default: concurrency 2, 3 retries from 30s up to 15m apart, stall timeout 30m, aging 10m. */
     queue: queueConfigSchema.prefault({}),
+    /** Missed scheduled runs. Default: one catch-up run within 24h. */
+    schedule: scheduleConfigSchema.prefault({}),
+    /** The state database. Default: 90 days of job history. */
+    state: stateConfigSchema.prefault({}),
     /** Options of the volume source. Default: the helper image chosen at run time (see helper_image), no extra helper binds. */
     volume: volumeConfigSchema.prefault({}),
     /** Scheduled verification defaults for every mandate. Default: no schedule, level decode. */
@@ -247,6 +292,6 @@ export type ParsedConfig = z.output<typeof configSchema>;
  * paths are absolute, and when exactly one target exists it is the default.
  */
 export type BackerConfig = Omit<ParsedConfig, 'docker' | 'api'> & {
-  docker: { enabled: boolean; socket_path: string };
+  docker: { enabled: boolean; socket_path: string; concurrency?: number };
   api: { socket: string };
 };

@@ -6,6 +6,14 @@ import { createScheduler, type Scheduler } from '../scheduler/scheduler.js';
 import { triggerScheduledVerify } from '../scheduler/verify-trigger.js';
 import { stoppedContainersDir } from '../state/stopped-containers.js';
 import { createEventBus, type EventBus } from '../events/bus.js';
+import type { Logger } from '../logging/logger.js';
+import type { JobNeeds } from '../queue/queue.js';
+import type { JobStore } from '../queue/types.js';
+import { claimDataDir, releaseDataDir } from '../state/daemon-lock.js';
+import { openStateDb, type StateDb } from '../state/db.js';
+import { createSqliteJobStore } from '../state/job-store.js';
+import { createHistoryPruner } from './history.js';
+import { sweepTargets } from './sweep.js';
 import { createJobRunner, createRestorePlanner } from './jobs.js';
 import { createRecovery } from './recovery.js';
 import { createServices, type ServiceOptions, type Services } from './services.js';
@@ -28,27 +36,70 @@ export interface DaemonOptions extends ServiceOptions {
   schedulesPaused?: boolean;
 }
 
+/** The state database, the data_dir lock and the durable job store (closed in reverse). */
+function openState(options: DaemonOptions, logger: Logger): { state: StateDb; store: JobStore } {
+  const state = openStateDb(options.config.data_dir, logger.child({ component: 'state' }));
+  try {
+    claimDataDir(state);
+  } catch (err) {
+    state.close();
+    throw err;
+  }
+  return { state, store: createSqliteJobStore(state) };
+}
+
+/** What a mandate's jobs need from the queue's limits, and their priority. */
+function jobNeeds(services: Services, scheduler: Scheduler): (mandate: string) => JobNeeds {
+  return (name) => {
+    const m = services.mandate(name);
+    return { targets: m.targets, docker: m.source.container !== null, intervalMs: scheduler.intervalMs(name), priority: m.priority };
+  };
+}
+
+function createDaemonQueue(services: Services, store: JobStore, scheduler: Scheduler, events: EventBus): Queue {
+  const { config } = services;
+  const { queue } = config;
+  return createQueue({
+    concurrency: queue.concurrency,
+    run: createJobRunner(services),
+    store,
+    durable: true,
+    events,
+    needs: jobNeeds(services, scheduler),
+    limits: {
+      perTarget: new Map(config.targets.flatMap((t) => (t.concurrency === undefined ? [] : [[t.name, t.concurrency] as const]))),
+      docker: config.docker.concurrency ?? null,
+    },
+    retry: { retries: queue.retries, delayMs: queue.retry_delay, maxDelayMs: queue.retry_delay_max },
+    stallTimeoutMs: queue.stall_timeout,
+    agingMs: queue.aging,
+    logger: services.logger.child({ component: 'queue' }),
+  });
+}
+
+/** When this process started: uploads begun before it belong to a process that is gone. */
+const processStart = new Date(Date.now() - Math.round(process.uptime() * 1000));
+
 export function createDaemon(options: DaemonOptions): Daemon {
   // The scheduler's trigger reaches the queue only when a cron fires, after start().
   const secrets = options.secrets ?? new SecretRegistry();
   const logger = options.logger ?? createLogger({ level: options.config.log.level, format: options.config.log.format, secrets });
+  const { state, store } = openState(options, logger);
   const schedulerLogger = logger.child({ component: 'scheduler' });
   const scheduler: Scheduler = createScheduler({
-    trigger: (m, run) => {
-      if (run.kind === 'backup') queue.enqueue(m, 'schedule');
+    trigger: (m, run, info) => {
+      if (run.kind === 'backup') queue.submit({ kind: 'backup', mandate: m, trigger: info.catchUp ? 'catch_up' : 'schedule' });
       else triggerScheduledVerify(queue, m, run.level, schedulerLogger);
     },
+    fires: { claim: (m, kind, at) => store.claimFire(m, kind, at), last: (m, kind) => store.lastFire(m, kind) },
+    catchUp: { mode: options.config.schedule.catch_up, windowMs: options.config.schedule.catch_up_window },
     logger: schedulerLogger,
     paused: options.schedulesPaused ?? false,
   });
   const services = createServices({ ...options, secrets, logger, onSnapshot: (s) => scheduler.update(s.mandates) });
   const events = createEventBus();
-  const queue = createQueue({
-    concurrency: options.config.queue.concurrency,
-    run: createJobRunner(services),
-    events,
-    logger: services.logger.child({ component: 'queue' }),
-  });
+  const queue = createDaemonQueue(services, store, scheduler, events);
+  const history = createHistoryPruner(store, options.config.state.history_days, services.logger.child({ component: 'state' }));
   let started!: { resolve: () => void; reject: (err: unknown) => void };
   const ready = new Promise<void>((resolve, reject) => (started = { resolve, reject }));
   // Requests that arrive while a failed start shuts down get its error; nobody else awaits it.
@@ -65,8 +116,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
     await api.start();
     // Before any backup can run: containers a killed run left stopped start again, its helpers go.
     await recovery.start();
-    queue.start();
+    // Temp files and unfinished uploads of runs that died with their process; orphans are reported.
+    await sweepTargets(services.targets, services.logger.child({ component: 'sweep' }), processStart);
+    history.start();
+    // Jobs left queued by the previous process need their mandates: discovery first.
     await services.discovery.start();
+    queue.start();
     for (const m of options.runOnStart ?? []) queue.enqueue(m, 'startup');
     services.logger.info({ socket: options.config.api.socket, mandates: services.discovery.current().mandates.length }, 'backer daemon started');
   }
@@ -92,7 +147,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
         recovery.close();
         await scheduler.close();
         await queue.close();
+        history.close();
         await services.close();
+        releaseDataDir(state);
+        state.close();
         services.logger.info('backer daemon stopped');
       })();
       return closing;

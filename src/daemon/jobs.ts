@@ -11,7 +11,8 @@ import { runDrill } from '../pipeline/run-drill.js';
 import { planRestoreJob, runRestore, type RestoreServices } from '../pipeline/run-restore.js';
 import type { RestorePlanner } from '../api/jobs.js';
 import { runVerify, type VerifyParams } from '../pipeline/run-verify.js';
-import { runBackup } from '../pipeline/run-backup.js';
+import { artifactNote, removeLeftovers } from '../pipeline/leftovers.js';
+import { runBackup, type BackupResult } from '../pipeline/run-backup.js';
 import type { Services } from './services.js';
 
 /** The raw size of the mandate's newest backup: the ETA of the next one. Null when none is readable. */
@@ -47,6 +48,26 @@ export function createRestorePlanner(services: Services): RestorePlanner {
   };
 }
 
+/**
+ * A backup attempt. After a crash, the artifacts the dead attempt stored without a manifest go
+ * first. A retry after a partial failure writes only to the targets that failed: the others
+ * already hold this job's backup (kept in the result, beside the new attempt's targets).
+ */
+async function runBackupJob(services: Services, mandate: MandateSpec, job: AnyJob, context: JobRunContext): Promise<JobOutcome> {
+  if (job.attempts > 1) await removeLeftovers(mandate, services.targets, context.history(), services.logger.child({ job: job.id }));
+  const previous = job.attempts > 1 && job.result !== null && 'targets' in job.result ? (job.result as BackupResult) : null;
+  const stored = previous?.targets.filter((t) => t.status === 'succeeded') ?? [];
+  const targets = mandate.targets.filter((t) => !stored.some((s) => s.target === t));
+  if (stored.length > 0) context.note(`retrying on ${targets.join(', ')} only: ${stored.map((s) => s.target).join(', ')} already hold${stored.length === 1 ? 's' : ''} ${previous?.name ?? ''}`);
+  const total = await previousRawSize(mandate, services.targets);
+  const result = await services.backup(job.mandate, context.signal, stored.length > 0 ? { targets } : {}, {
+    onBytes: (bytes) => context.progress({ bytes, total }),
+    onArtifact: (name, key) => context.note(artifactNote(name, key)),
+  });
+  const merged: BackupResult = { ...result, targets: [...stored, ...result.targets] };
+  return { status: result.status, error: result.error, result: merged, retryable: result.retryable };
+}
+
 /** One function per job kind; every kind runs inside the queue's per-mandate lock. */
 export function createJobRunner(services: Services): (job: AnyJob, context: JobRunContext) => Promise<JobOutcome> {
   const pipeline = services.pipeline;
@@ -58,15 +79,11 @@ export function createJobRunner(services: Services): (job: AnyJob, context: JobR
 
   return async (job, context) => {
     const mandate = services.mandate(job.mandate);
-    if (job.kind === 'backup') {
-      const total = await previousRawSize(mandate, services.targets);
-      const result = await services.backup(job.mandate, context.signal, {}, { onBytes: (bytes) => context.progress({ bytes, total }) });
-      return { status: result.status, error: result.error, result };
-    }
+    if (job.kind === 'backup') return runBackupJob(services, mandate, job, context);
     if (job.kind === 'restore') {
       const parsed = restoreParamsSchema.safeParse({ ...job.params, mandate: job.mandate });
       if (!parsed.success) throw badParams(job, describeError(parsed.error));
-      return runRestore(mandate, parsed.data, restoreServices, { jobId: job.id, signal: context.signal, progress: (p) => context.progress(p) });
+      return runRestore(mandate, parsed.data, restoreServices, { jobId: job.id, signal: context.signal, progress: (p) => context.progress(p), note: (m) => context.note(m) });
     }
     const params = verifyParams(job);
     return runVerify(mandate, params, { ...pipeline, drill: (m, backup, signal) => runDrill(m, backup, drillServices, job.id, signal) }, context);

@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { ownerAlive, ownerFromLabels } from '../state/owner.js';
+import { currentOwner, ownerAlive, ownerFromLabels, type ProcessOwner } from '../state/owner.js';
 import { clearStopped, listStopped, type StoppedEntry } from '../state/stopped-containers.js';
 
 /**
@@ -25,12 +25,35 @@ function statusCode(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/** A helper of an owner on another host, whose process cannot be checked, is removed after this (seconds). */
+const FOREIGN_HELPER_MAX_AGE_S = 86_400;
+
+/**
+ * Whether the process that made a helper may still run. On this host: its pid and start time.
+ * Elsewhere: a daemon in a container has the container's short id as its host name, so a helper
+ * of a container on this engine lives as long as that container runs (a daemon recreated in a new
+ * container removes what its predecessor left at once). Any other host (a `backup --once` on the
+ * engine's host seen from a daemon in a container, a remote client) cannot be asked: its helper is
+ * left alone for a day, then counts as abandoned.
+ */
+function helperOwnerAlive(owner: ProcessOwner, helper: Docker.ContainerInfo, containers: Docker.ContainerInfo[]): boolean {
+  if (owner.host === currentOwner().host) return ownerAlive(owner);
+  if (/^[0-9a-f]{12}$/.test(owner.host)) {
+    const container = containers.find((c) => c.Id.startsWith(owner.host));
+    if (container !== undefined || containers.length === 0) return container?.State === 'running';
+  }
+  return Date.now() / 1000 - helper.Created < FOREIGN_HELPER_MAX_AGE_S;
+}
+
 async function removeOrphanHelpers(docker: Docker, logger: Logger): Promise<boolean> {
   let ok = true;
-  for (const c of await docker.listContainers({ all: true, filters: HELPER_FILTER })) {
+  const helpers = await docker.listContainers({ all: true, filters: HELPER_FILTER });
+  if (helpers.length === 0) return true;
+  const containers = await docker.listContainers({ all: true });
+  for (const c of helpers) {
     const labels = c.Labels ?? {};
     const owner = ownerFromLabels(labels);
-    if (owner !== null && ownerAlive(owner)) continue;
+    if (owner !== null && helperOwnerAlive(owner, c, containers)) continue;
     const helper = (c.Names[0] ?? c.Id).replace(/^\//, '');
     const fields = { helper, container: labels['backer.helper.container'], mandate: labels['backer.helper.mandate'] };
     try {

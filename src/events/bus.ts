@@ -12,7 +12,7 @@ export interface JobProgress {
  * event stream all listen here instead of reaching into the queue.
  */
 export type BackerEvent =
-  | { type: 'job.queued' | 'job.started' | 'job.succeeded' | 'job.failed' | 'job.cancelled' | 'job.interrupted'; job: AnyJob }
+  | { type: 'job.queued' | 'job.started' | 'job.succeeded' | 'job.failed' | 'job.cancelled' | 'job.interrupted' | 'job.retrying'; job: AnyJob }
   | { type: 'job.progress'; job_id: string; kind: JobKind; mandate: string; progress: JobProgress };
 
 export interface EventBus {

@@ -5,11 +5,23 @@ import { checkNameLength, checkNamePattern, DEFAULT_NAME_PATTERN, DEFAULT_NAME_P
 import type { BackerConfig } from '../config/schema.js';
 import { VERIFY_LEVELS, type VerifyLevel } from '../manifests/verification.js';
 import { optionalString, optionIssue } from '../sources/options-schema.js';
+import { retentionKeySchemas } from '../retention/keys.js';
 
 /** Default `interval`: every day at midnight. */
 export const DEFAULT_INTERVAL = '0 0 * * *';
 /** Default `retention`: the newest 10 complete backups per target. */
 export const DEFAULT_RETENTION = 10;
+/** `priority` words and their numbers (0–9, higher runs first). */
+export const PRIORITY_WORDS = { low: 2, normal: 5, high: 8 } as const;
+/** Default `priority`: normal. */
+export const DEFAULT_PRIORITY = PRIORITY_WORDS.normal;
+
+/** `high` → 8, `7` → 7; undefined for anything else than a word of PRIORITY_WORDS or a whole number 0–9. */
+export function parsePriority(raw: string): number | undefined {
+  const text = raw.trim().toLowerCase();
+  if (Object.hasOwn(PRIORITY_WORDS, text)) return PRIORITY_WORDS[text as keyof typeof PRIORITY_WORDS];
+  return /^[0-9]$/.test(text) ? Number(text) : undefined;
+}
 
 export interface KeysContext {
   /** The mandate's container (null for host sources): the default name pattern depends on it. */
@@ -53,6 +65,14 @@ export function mandateKeysSchema(context: KeysContext) {
       }
       return retention;
     }),
+    // Queue order: higher first; manual runs and restores before scheduled runs of the same priority.
+    priority: optionalString().transform((raw, ctx) => {
+      if (raw === undefined) return DEFAULT_PRIORITY;
+      const priority = parsePriority(raw);
+      if (priority !== undefined) return priority;
+      optionIssue(ctx, 'priority', `expected high, normal, low or a whole number 0-9 (higher runs first), received ${JSON.stringify(raw)}`);
+      return DEFAULT_PRIORITY;
+    }),
     name_pattern: optionalString().transform((raw, ctx) => {
       const pattern = raw?.trim() ?? (context.container === null ? DEFAULT_NAME_PATTERN_NO_CONTAINER : DEFAULT_NAME_PATTERN);
       const problem = checkNamePattern(pattern, context.container !== null) ?? checkNameLength(pattern, { container: context.container, mandate: context.name });
@@ -75,6 +95,8 @@ export function mandateKeysSchema(context: KeysContext) {
       optionIssue(ctx, 'verify_level', `expected one of ${VERIFY_LEVELS.join(', ')}, received ${JSON.stringify(raw)}`);
       return context.verifyDefaults.level;
     }),
+    // GFS retention (src/retention/keys.ts): `retention.keep_daily` etc.; combined with `retention` in parse.ts.
+    ...retentionKeySchemas(),
   });
 }
 

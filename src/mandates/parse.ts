@@ -4,8 +4,9 @@ import { closest, whereIn, type ConfigProblem, type InvalidRefs } from '../confi
 import type { BackerConfig } from '../config/schema.js';
 import type { SourceRegistry } from '../sources/registry.js';
 import type { SourceDefinition } from '../sources/types.js';
+import { combineRetention, RETENTION_KEYS, unknownRetentionKey } from '../retention/keys.js';
 import { hostOnlyProblems } from './host-only.js';
-import { DEFAULT_INTERVAL, DEFAULT_RETENTION, readMandateKeys, type KeysContext } from './keys.js';
+import { DEFAULT_INTERVAL, DEFAULT_PRIORITY, DEFAULT_RETENTION, readMandateKeys, type KeysContext } from './keys.js';
 import { parseSourceOptions } from './source-options.js';
 import { checkRefs } from './refs.js';
 import type { MandateSpec } from './types.js';
@@ -22,7 +23,7 @@ export { DEFAULT_INTERVAL, DEFAULT_RETENTION } from './keys.js';
 export const LABEL_PREFIX = 'backer.';
 
 /** The mandate's own keys; `<type>.*` keys go to the source, `container` only in static mandates. */
-const CORE_KEYS = ['type', 'enabled', 'interval', 'target', 'middleware', 'retention', 'name_pattern', 'verify', 'verify_level'] as const;
+const CORE_KEYS = ['type', 'enabled', 'interval', 'target', 'middleware', 'retention', 'priority', 'name_pattern', 'verify', 'verify_level'] as const;
 
 export interface ParseMandateInput {
   /** The container name for labels, the YAML key for static mandates. */
@@ -101,13 +102,16 @@ function readCore(input: ParseMandateInput, add: Add): Omit<MandateSpec, 'name' 
   const context = keysContext(input);
   const schedule = readMandateKeys(input.raw, ['interval'], context, add);
   const { targets, middleware } = resolveMandateRefs(input.raw, input.config, add, input.invalidRefs);
-  const rest = readMandateKeys(input.raw, ['retention', 'name_pattern', 'verify', 'verify_level'], context, add);
+  const rest = readMandateKeys(input.raw, ['retention', 'priority', 'name_pattern', 'verify', 'verify_level', ...RETENTION_KEYS], context, add);
+  const legacy = input.raw.retention === undefined ? undefined : rest?.retention;
+  const retention = combineRetention(rest ?? {}, legacy, rest?.retention ?? DEFAULT_RETENTION, add);
   // With a problem the mandate is not run: the values below are then never used.
   return {
     interval: schedule?.interval ?? DEFAULT_INTERVAL,
     targets,
     middleware,
-    retention: rest?.retention ?? DEFAULT_RETENTION,
+    ...retention,
+    priority: rest?.priority ?? DEFAULT_PRIORITY,
     name_pattern: rest?.name_pattern ?? '',
     verify: { interval: rest?.verify ?? null, level: rest?.verify_level ?? input.config.verify.level },
   };
@@ -121,6 +125,12 @@ function sourceKeys(input: ParseMandateInput, definition: Definition | undefined
   const allowed: string[] = origin === 'config' ? [...CORE_KEYS, 'container'] : [...CORE_KEYS];
   for (const [key, value] of Object.entries(raw)) {
     if (allowed.includes(key)) continue;
+    const retentionProblem = unknownRetentionKey(key, shown, origin === 'labels' ? 'label' : 'key');
+    if ((RETENTION_KEYS as readonly string[]).includes(key)) continue;
+    if (retentionProblem !== null) {
+      add(key, retentionProblem);
+      continue;
+    }
     const dot = key.indexOf('.');
     const prefix = dot > 0 ? key.slice(0, dot) : undefined;
     if (definition !== undefined && prefix === definition.type) {

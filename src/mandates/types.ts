@@ -1,4 +1,5 @@
 import type { VerifyLevel } from '../manifests/verification.js';
+import type { RetentionRules } from '../retention/gfs.js';
 
 /** A fully validated mandate: what to back up, how, where and when. */
 export interface MandateSpec {
@@ -19,8 +20,15 @@ export interface MandateSpec {
   targets: string[];
   /** Middleware names, applied in order. Default: none. */
   middleware: string[];
-  /** Keep the newest N complete backups per target. Default: 10. */
+  /** Keep the newest N complete backups per target (with `retention_rules`: its keep_last, 0 without). Default: 10. */
   retention: number;
+  /** GFS retention rules (`retention.keep_*` keys, restic's semantics); absent: keep the newest `retention`. */
+  retention_rules?: RetentionRules;
+  /**
+   * Queue priority 0–9, higher first (`low` = 2, `normal` = 5, `high` = 8). Waiting jobs gain a
+   * step per `queue.aging`. Default: 5.
+   */
+  priority: number;
   /** Default "<DATE>-<CONTAINER_NAME>" (or "<DATE>-<MANDATE>" without container). */
   name_pattern: string;
   /**

@@ -4,14 +4,15 @@ import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import type { MandateSpec } from '../mandates/types.js';
 import { renderName } from '../config/name-pattern.js';
-import { BackerError, describeError, errorCode, type ErrorCode } from '../errors.js';
+import { BackerError, describeError, errorCode, retryable, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { Middleware } from '../middleware/types.js';
 import { manifestKey, MANIFEST_VERSION, type Manifest, type Step } from '../manifests/schema.js';
-import { applyRetention } from '../retention/apply.js';
+import { applyRetention, retentionPolicyOf } from '../retention/apply.js';
 import type { SourceRegistry } from '../sources/registry.js';
 import type { Dump, SourceDefinition, SourceSettings } from '../sources/types.js';
 import type { Target } from '../targets/types.js';
+import { failpoint } from '../util/failpoint.js';
 import { BACKER_VERSION } from '../util/version.js';
 import { createFanout } from './fanout.js';
 import { HashingStream } from './hash.js';
@@ -37,6 +38,8 @@ export interface TargetResult {
   error: { code: ErrorCode; message: string } | null;
   retention_deleted: string[];
   retention_error: string | null;
+  /** A failure worth another attempt (network, S3 5xx, throttling); false when it succeeded. */
+  retryable: boolean;
 }
 
 export interface BackupResult {
@@ -47,9 +50,13 @@ export interface BackupResult {
   /** Bytes of the raw dump, before middleware; null when the stream failed. */
   raw_size: number | null;
   targets: TargetResult[];
+  /** The queue tries a failed backup again only when this is true (see retryable() in errors.ts). */
+  retryable: boolean;
 }
 
 const COMPONENT = 'pipeline';
+/** Where the `backup.mid-stream` crash point of the recovery tests lies. */
+const MID_STREAM_BYTES = 1024 * 1024;
 
 function lookup<T>(map: ReadonlyMap<string, T>, name: string, kind: string, mandate: string): T {
   const value = map.get(name);
@@ -77,6 +84,8 @@ export interface BackupOptions {
   tags?: string[];
   /** Raw bytes dumped so far (progress), and the expected total when known. */
   onBytes?: (bytes: number) => void;
+  /** Called once the backup's name and artifact key are known, before anything is written. */
+  onArtifact?: (name: string, artifactKey: string) => void;
 }
 
 export async function runBackup(mandate: MandateSpec, services: BackupServices, signal: AbortSignal, options: BackupOptions = {}): Promise<BackupResult> {
@@ -145,10 +154,16 @@ async function runScoped(mandate: MandateSpec, services: BackupServices, signals
   const plan = await planRun(mandate, services);
   signals.scope.backup = plan.name;
   logger.info({ backup: plan.name, targets: mandate.targets }, 'backup started');
+  failpoint('backup.before-dump');
   const dump = await startDump(mandate, plan, services, signal, logger);
 
-  const { stages, hashes, extension, mime } = buildStages(dump, mandate.source.type, plan.middleware, signal, options.onBytes);
+  const onBytes = (bytes: number): void => {
+    if (bytes >= MID_STREAM_BYTES) failpoint('backup.mid-stream');
+    options.onBytes?.(bytes);
+  };
+  const { stages, hashes, extension, mime } = buildStages(dump, mandate.source.type, plan.middleware, signal, onBytes);
   const artifactKey = `${mandate.name}/${plan.name}${extension}`;
+  options.onArtifact?.(plan.name, artifactKey);
   const { streamError, settled, completedAt } = await streamToTargets(stages, plan.targets, artifactKey, mime, signal);
   // On failure or abort the pipeline settles before the source's own cleanup has run (removing a
   // helper container, starting a stopped container again): the job ends only after it.
@@ -157,6 +172,7 @@ async function runScoped(mandate: MandateSpec, services: BackupServices, signals
     return failedRun(runError(streamError, settled, signals), plan, artifactKey, settled, logger);
   }
 
+  failpoint('backup.stored');
   const steps: Step[] = hashes.map(({ hash, processor, mime }) => ({ processor, mime, ...hash.digest() }));
   const base = { uuid: plan.uuid, name: plan.name, mandate: mandate.name, createdAt: plan.createdAt, source: dump.info(), steps, artifactKey, tags: options.tags ?? [] };
   const results: TargetResult[] = [];
@@ -171,7 +187,9 @@ async function runScoped(mandate: MandateSpec, services: BackupServices, signals
   const failed = results.find((r) => r.status === 'failed');
   const status = failed ? 'failed' : 'succeeded';
   logger[failed ? 'error' : 'info']({ backup: plan.name, status }, failed ? 'backup failed on some targets' : 'backup succeeded');
-  return { uuid: plan.uuid, name: plan.name, status, error: failed?.error ?? null, raw_size: steps[0]?.size ?? null, targets: results };
+  const failures = results.filter((r) => r.status === 'failed');
+  const again = failures.length > 0 && failures.every((r) => r.retryable);
+  return { uuid: plan.uuid, name: plan.name, status, error: failed?.error ?? null, raw_size: steps[0]?.size ?? null, targets: results, retryable: again };
 }
 
 /**
@@ -184,7 +202,8 @@ async function failedRun(error: unknown, plan: RunPlan, artifactKey: string, set
   }
   logger.error({ backup: plan.name, code: errorCode(error), err: describeError(error) }, 'backup failed');
   const targetResults = plan.targets.map((t, i) => failedTarget(t, artifactKey, settled[i]?.status === 'rejected' ? settled[i].reason : error));
-  return { uuid: plan.uuid, name: plan.name, status: 'failed', error: { code: errorCode(error), message: describeError(error) }, raw_size: null, targets: targetResults };
+  const error_ = { code: errorCode(error), message: describeError(error) };
+  return { uuid: plan.uuid, name: plan.name, status: 'failed', error: error_, raw_size: null, targets: targetResults, retryable: retryable(error) };
 }
 
 interface StepHash {
@@ -287,6 +306,7 @@ async function commitTarget(target: Target, stored: StoredArtifact, mandate: Man
   const mKey = manifestKey(stored.mandate, stored.name);
   try {
     crashed.throwIfAborted();
+    failpoint('backup.before-manifest');
     await target.writeOnce(mKey, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), { contentType: 'application/json' });
   } catch (err) {
     // Without its manifest the artifact is not a backup: remove it rather than leave a look-alike.
@@ -304,9 +324,12 @@ async function commitTarget(target: Target, stored: StoredArtifact, mandate: Man
     error: null,
     retention_deleted: [],
     retention_error: null,
+    retryable: false,
   };
+  failpoint('backup.before-retention');
   try {
-    result.retention_deleted = await applyRetention(target, mandate.name, { keep: mandate.retention }, logger);
+    // Deleted names go into the result as they go: a later failed deletion keeps the list.
+    await applyRetention(target, mandate.name, retentionPolicyOf(mandate), logger, result.retention_deleted);
   } catch (err) {
     result.retention_error = describeError(err);
     logger.warn({ target: target.name, err: result.retention_error }, 'retention failed');
@@ -343,5 +366,6 @@ function failedTarget(target: Target, artifactKey: string, err: unknown): Target
     error: { code: errorCode(err), message: describeError(err) },
     retention_deleted: [],
     retention_error: null,
+    retryable: retryable(err),
   };
 }

@@ -6,6 +6,7 @@ import { drain, middlewareForStep, openDecoded } from './decode.js';
 import { findBackup, type LocatedBackup } from './find-backup.js';
 import { parseDatabaseMap, parseDestination, type ParsedDestination, type RestoreParams } from './restore-params.js';
 import type { BackupOptions, BackupResult, BackupServices } from './run-backup.js';
+import { failpoint } from '../util/failpoint.js';
 import { createScratch, planScratch, removeScratch, waitUntilReady } from './scratch.js';
 
 /** What a backup needs (plugins, Docker, logging, settings), and a backup to call for the safety backup. */
@@ -18,6 +19,8 @@ export interface RestoreContext {
   jobId: string;
   signal: AbortSignal;
   progress(p: JobProgress): void;
+  /** A line in the job's history: the safety backup is named there the moment it exists. */
+  note?(message: string): void;
 }
 
 /** What a restore did, in the job's result (and what `--dry-run` prints). */
@@ -165,9 +168,13 @@ export async function runRestore(mandate: MandateSpec, params: RestoreParams, se
   if (prepared.parsed.scratch !== null) await startScratch(mandate, prepared, services, context);
   const safety = dest.kind === 'container' && dest.original && params.safety_backup ? await safetyBackup(mandate, services, context.signal) : null;
   result.safety_backup = safety?.manifest.name ?? null;
+  if (safety) context.note?.(`safety backup ${safety.manifest.name} taken`);
   services.logger.info({ mandate: mandate.name, backup: result.backup, to: params.to, safety_backup: result.safety_backup }, 'restore applying');
   try {
-    await apply(prepared, prepared.backup, mandate.source.options, services, (n) => context.progress({ bytes: total - size + n, total }));
+    await apply(prepared, prepared.backup, mandate.source.options, services, (n) => {
+      if (n > 0) failpoint('restore.mid-apply');
+      context.progress({ bytes: total - size + n, total });
+    });
   } catch (err) {
     return failedRestore(err, mandate, params, prepared, services, safety, result);
   }

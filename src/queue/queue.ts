@@ -1,42 +1,55 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { BackerError, describeError, errorCode } from '../errors.js';
+import { BackerError } from '../errors.js';
 import type { EventBus, JobProgress } from '../events/bus.js';
 import type { Logger } from '../logging/logger.js';
+import { ownerKey } from '../state/daemon-lock.js';
+import { currentOwner } from '../state/owner.js';
+import { AttemptAbort, interruptRestore, runAttempt, type AttemptOptions, type JobRunContext, type RetryPolicy } from './attempt.js';
 import { createMemoryJobStore } from './memory-store.js';
-import { TERMINAL_STATES, type AnyJob, type JobEvent, type JobFilter, type JobKind, type JobOutcome, type JobStore, type JobTrigger } from './types.js';
+import { overloaded, pickRunnable, type Candidate } from './policy.js';
+import { queueStats, type QueueStats } from './queue-stats.js';
+import { TERMINAL_STATES, type AnyJob, type JobEvent, type JobFilter, type JobKind, type JobOutcome, type JobStore, type JobTrigger, type MandateStats } from './types.js';
 
-/** What runs a job: one function per kind, chosen by the daemon. */
-export interface JobRunContext {
-  signal: AbortSignal;
-  /** Reports bytes done (and the expected total): kept on the job and sent as `job.progress`. */
-  progress(progress: JobProgress): void;
+export type { JobRunContext, RetryPolicy } from './attempt.js';
+export type { QueueStats } from './queue-stats.js';
+
+/** What a job of a mandate needs from the shared limits, and how urgent it is. */
+export interface JobNeeds {
+  targets: string[];
+  /** Whether it uses the Docker engine (counts against docker.concurrency). */
+  docker: boolean;
+  /** The mandate's schedule interval: a job that waits longer means the queue cannot keep up. */
+  intervalMs: number | null;
+  /** 0–9, higher first. */
+  priority: number;
 }
 
+const NO_NEEDS: JobNeeds = { targets: [], docker: false, intervalMs: null, priority: 5 };
+
 export interface QueueOptions {
-  /** Jobs running at once, across all mandates. Default 2. */
+  /** Jobs running at once, across all mandates. */
   concurrency: number;
   run(job: AnyJob, context: JobRunContext): Promise<JobOutcome>;
   logger: Logger;
+  /** Default: in memory (nothing survives the process). */
   store?: JobStore;
-  /** Receives job.queued/started/progress/succeeded/failed/cancelled. Default: none. */
+  /** Whether the store survives the process: then a shutdown leaves queued jobs for the next start. */
+  durable?: boolean;
+  /** Receives job.queued/started/progress/succeeded/failed/cancelled/interrupted/retrying. */
   events?: EventBus;
-}
-
-/** `backer queue stats`, `GET /v1/queue/stats`. */
-export interface QueueStats {
-  running: number;
-  /** Queued and ready to run. */
-  queued: number;
-  /** Queued, waiting for a retry's time. */
-  retrying: number;
-  concurrency: number;
-  /** Wait from queued to started of the jobs started in the last 24 h; null when none. */
-  wait_ms_p50: number | null;
-  wait_ms_p95: number | null;
-  failures_24h: number;
-  /** Mandates whose jobs waited longer than their schedule's interval: the queue cannot keep up. */
-  overloaded: { mandate: string; waited_ms: number; interval_ms: number }[];
+  /** What a mandate's jobs need (targets, Docker) and their priority; unknown mandates need nothing. */
+  needs?(mandate: string): JobNeeds;
+  limits?: { perTarget: ReadonlyMap<string, number>; docker: number | null };
+  /** Default: no retries. */
+  retry?: RetryPolicy;
+  /** Default: no stall watchdog. */
+  stallTimeoutMs?: number | null;
+  /** A waiting job gains one priority step per this much wait. Default 10 min. */
+  agingMs?: number;
+  /** Lease renewal and stall checks. Default 5 s. */
+  heartbeatMs?: number;
+  random?: () => number;
 }
 
 export interface EnqueueRequest {
@@ -44,6 +57,8 @@ export interface EnqueueRequest {
   mandate: string;
   trigger: JobTrigger;
   params?: Record<string, unknown>;
+  /** Default: the mandate's priority. */
+  priority?: number;
 }
 
 export interface Queue {
@@ -62,6 +77,8 @@ export interface Queue {
   /** The job's history: attempts, retries, interruptions (oldest first). */
   history(id: string): JobEvent[];
   stats(): QueueStats;
+  /** The mandate's figures kept by the store (backups only); null before its first finished backup. */
+  mandateStats(mandate: string): MandateStats | null;
   /**
    * Resolves with the job once it reached a terminal state, or, when `signal` aborts first (a wait
    * that timed out, a client that went away), with the job as it is then. Either way nothing of
@@ -71,97 +88,165 @@ export interface Queue {
   cancel(id: string): AnyJob;
   /** How many waits are pending (for tests and diagnostics: every finished wait is gone from it). */
   waiters(): number;
+  /** Takes over the store's jobs (interrupted ones of a previous process included), then runs jobs. */
   start(): void;
-  /** Stops taking jobs, cancels running ones and waits until their cleanup is done. Idempotent. */
+  /**
+   * Stops taking jobs, stops running ones and waits until their cleanup is done. With a durable
+   * store, queued jobs stay queued and stopped backups are queued again for the next start; in
+   * memory, both are cancelled. Idempotent.
+   */
   close(): Promise<void>;
 }
 
+interface Running {
+  controller: AbortController;
+  done: Promise<void>;
+  candidate: Candidate;
+}
+
+const busType = (job: AnyJob): 'job.queued' | 'job.started' | 'job.succeeded' | 'job.failed' | 'job.cancelled' | 'job.interrupted' | 'job.retrying' => {
+  if (job.state === 'running') return 'job.started';
+  if (job.state === 'queued') return job.attempts > 0 ? 'job.retrying' : 'job.queued';
+  return `job.${job.state}`;
+};
+
 export function createQueue(options: QueueOptions): Queue {
   const store = options.store ?? createMemoryJobStore();
-  const events = new EventEmitter();
+  const durable = options.durable ?? false;
+  const owner = ownerKey(currentOwner());
+  const changes = new EventEmitter();
   // One listener per pending wait: many CLI clients following jobs at once are normal, not a leak
   // (a wait always removes its listener, see wait()).
-  events.setMaxListeners(0);
-  const pending: string[] = [];
-  const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
-  const runningMandates = new Set<string>();
+  changes.setMaxListeners(0);
+  const pending = new Set<string>();
+  const running = new Map<string, Running>();
+  let wake: NodeJS.Timeout | undefined;
   let started = false;
   let closed = false;
+
+  const needsOf = (mandate: string): JobNeeds => {
+    try {
+      return options.needs?.(mandate) ?? NO_NEEDS;
+    } catch {
+      // A mandate that is gone needs nothing: its job fails with the reason when it runs.
+      return NO_NEEDS;
+    }
+  };
+  const candidate = (job: AnyJob): Candidate => {
+    const needs = needsOf(job.mandate);
+    return { job, targets: needs.targets, docker: needs.docker, mandateInterval: needs.intervalMs ?? undefined };
+  };
 
   const update = (job: AnyJob, patch: Partial<AnyJob>): AnyJob => {
     const next = { ...job, ...patch };
     store.save(next);
-    events.emit('change', next);
-    if (patch.state !== undefined) options.events?.emit({ type: patch.state === 'running' ? 'job.started' : `job.${patch.state}`, job: next });
+    changes.emit('change', next);
+    if (patch.state !== undefined) options.events?.emit({ type: busType(next), job: next });
+    if (next.state === 'queued' && !closed) pending.add(next.id);
     return next;
   };
+  const event = (job: AnyJob, type: JobEvent['type'], message: string | null): void =>
+    store.addEvent(job.id, { at: new Date().toISOString(), attempt: job.attempts, type, message });
 
   const reportProgress = (id: string, progress: JobProgress): void => {
     const job = store.get(id);
     if (!job || job.state !== 'running') return;
-    store.save({ ...job, progress });
+    // Kept in memory by the store's reader; persisted on the heartbeat (see attempt.ts).
+    progressOf.set(id, progress);
     options.events?.emit({ type: 'job.progress', job_id: id, kind: job.kind, mandate: job.mandate, progress });
   };
+  const progressOf = new Map<string, JobProgress>();
+  const withProgress = (job: AnyJob | undefined): AnyJob | undefined => {
+    const progress = job?.state === 'running' ? progressOf.get(job.id) : undefined;
+    return job && progress ? { ...job, progress } : job;
+  };
+  const read = (id: string): AnyJob | undefined => withProgress(store.get(id));
 
   const mustGet = (id: string): AnyJob => {
-    const job = store.get(id);
+    const job = read(id);
     if (!job) throw new BackerError('JOB_NOT_FOUND', `no job ${id}`, { component: 'queue', details: { job: id } });
     return job;
   };
 
-  const execute = async (job: AnyJob, controller: AbortController): Promise<void> => {
-    let current = update(job, { state: 'running', started_at: new Date().toISOString() });
-    options.logger.info({ job: job.id, kind: job.kind, mandate: job.mandate, trigger: job.trigger }, 'job started');
-    try {
-      const outcome = await options.run(current, { signal: controller.signal, progress: (p) => reportProgress(job.id, p) });
-      current = { ...current, progress: store.get(job.id)?.progress ?? current.progress };
-      current = update(current, {
-        state: controller.signal.aborted ? 'cancelled' : outcome.status,
-        result: outcome.result,
-        error: outcome.error,
-        finished_at: new Date().toISOString(),
-      });
-    } catch (err) {
-      current = update(current, {
-        state: controller.signal.aborted ? 'cancelled' : 'failed',
-        error: { code: errorCode(err), message: describeError(err) },
-        finished_at: new Date().toISOString(),
-      });
-    }
-    const log = current.state === 'succeeded' ? options.logger.info.bind(options.logger) : options.logger.error.bind(options.logger);
-    log({ job: job.id, kind: job.kind, mandate: job.mandate, state: current.state, error: current.error?.message }, `job ${current.state}`);
+  const attemptOptions: AttemptOptions = {
+    store,
+    read,
+    logger: options.logger,
+    run: (job, context) => options.run(job, context),
+    update,
+    progress: reportProgress,
+    event,
+    owner,
+    durable,
+    retry: options.retry ?? { retries: 0, delayMs: 30_000, maxDelayMs: 900_000 },
+    stallTimeoutMs: options.stallTimeoutMs ?? null,
+    heartbeatMs: options.heartbeatMs ?? 5000,
+    random: options.random,
   };
 
-  const pump = (): void => {
-    if (!started || closed) return;
-    for (let i = 0; i < pending.length && running.size < options.concurrency; ) {
-      const id = pending[i] as string;
-      const job = store.get(id);
-      if (!job || job.state !== 'queued') {
-        pending.splice(i, 1);
-        continue;
-      }
-      if (runningMandates.has(job.mandate)) {
-        i++;
-        continue;
-      }
-      pending.splice(i, 1);
-      const controller = new AbortController();
-      runningMandates.add(job.mandate);
-      const done = execute(job, controller).finally(() => {
-        running.delete(id);
-        runningMandates.delete(job.mandate);
+  const startJob = (c: Candidate): void => {
+    const { job } = c;
+    pending.delete(job.id);
+    const controller = new AbortController();
+    const done = runAttempt(attemptOptions, job, controller)
+      .then(() => undefined)
+      .finally(() => {
+        running.delete(job.id);
+        progressOf.delete(job.id);
         pump();
       });
-      running.set(id, { controller, done });
-    }
+    running.set(job.id, { controller, done, candidate: c });
   };
+
+  /** Sleeps until the earliest retry time among the queued jobs, then picks again. */
+  const wakeForRetries = (queued: AnyJob[]): void => {
+    if (wake) clearTimeout(wake);
+    const times = queued.map((j) => (j.not_before === null ? Infinity : Date.parse(j.not_before))).filter((t) => t > Date.now() && t !== Infinity);
+    if (times.length === 0) return;
+    wake = setTimeout(pump, Math.min(...times) - Date.now() + 5);
+    wake.unref();
+  };
+
+  function pump(): void {
+    if (!started || closed) return;
+    const queued: AnyJob[] = [];
+    for (const id of pending) {
+      const job = store.get(id);
+      if (job?.state === 'queued') queued.push(job);
+      else pending.delete(id);
+    }
+    const picks = pickRunnable({
+      queued: queued.map(candidate),
+      running: [...running.values()].map((r) => r.candidate),
+      limits: { concurrency: options.concurrency, perTarget: new Map(options.limits?.perTarget ?? []), docker: options.limits?.docker ?? null },
+      now: new Date(),
+      aging: options.agingMs ?? 600_000,
+    });
+    for (const job of picks) startJob(candidate(job));
+    const waiting = queued.filter((j) => !running.has(j.id));
+    wakeForRetries(waiting);
+    warnOverloaded(waiting);
+  }
+
+  /** Says once per episode that a mandate's jobs wait longer than its interval (the queue cannot keep up). */
+  const overloadedNow = new Set<string>();
+  function warnOverloaded(waiting: AnyJob[]): void {
+    const now = overloaded(waiting.map(candidate), new Date());
+    for (const o of now) {
+      if (overloadedNow.has(o.mandate)) continue;
+      options.logger.warn({ mandate: o.mandate, waited_ms: o.waited_ms, interval_ms: o.interval_ms }, 'queue overloaded: a job waits longer than its mandate\'s interval; raise queue.concurrency or a target\'s concurrency, or space the schedules');
+    }
+    overloadedNow.clear();
+    for (const o of now) overloadedNow.add(o.mandate);
+  }
 
   const submit = (request: EnqueueRequest): AnyJob => {
     if (closed) throw new BackerError('INTERNAL', 'the queue is closed', { component: 'queue' });
     if (request.kind === 'backup') {
-      const queued = pending.map((id) => store.get(id)).find((j) => j?.kind === 'backup' && j.mandate === request.mandate && j.state === 'queued');
-      if (queued) return queued;
+      for (const id of pending) {
+        const queued = store.get(id);
+        if (queued?.kind === 'backup' && queued.mandate === request.mandate && queued.state === 'queued' && queued.not_before === null) return queued;
+      }
     }
     const job: AnyJob = {
       id: randomUUID(),
@@ -171,7 +256,7 @@ export function createQueue(options: QueueOptions): Queue {
       progress: null,
       trigger: request.trigger,
       state: 'queued',
-      priority: 5,
+      priority: request.priority ?? needsOf(request.mandate).priority,
       attempts: 0,
       not_before: null,
       wait_ms: null,
@@ -181,46 +266,48 @@ export function createQueue(options: QueueOptions): Queue {
       error: null,
       result: null,
     };
-    store.save(job);
-    pending.push(job.id);
-    events.emit('change', job);
-    options.events?.emit({ type: 'job.queued', job });
+    update(job, { state: 'queued' });
+    event(job, 'queued', `${request.trigger}, priority ${job.priority}`);
     pump();
-    return store.get(job.id) ?? job;
+    return read(job.id) ?? job;
+  };
+
+  /** Jobs a previous process left running ended with it: backups run again, restores do not. */
+  const takeOver = (): void => {
+    for (const job of store.orphaned(owner)) {
+      const why = 'the Backer process running it ended (a crash, a kill or a power cut)';
+      if (job.kind === 'restore') {
+        interruptRestore(attemptOptions, job, why);
+        continue;
+      }
+      event(job, 'interrupted', `${why}; it runs again from the beginning`);
+      update(job, { state: 'queued', progress: null, not_before: null });
+      options.logger.warn({ job: job.id, kind: job.kind, mandate: job.mandate, attempt: job.attempts }, 'job interrupted by the end of the previous process; queued again');
+    }
+    for (const job of store.active()) if (job.state === 'queued') pending.add(job.id);
   };
 
   return {
     enqueue: (mandate, trigger) => submit({ kind: 'backup', mandate, trigger }),
     submit,
-    get: (id) => store.get(id),
-    page: (filter) => store.list(filter),
+    get: read,
+    page: (filter) => {
+      const page = store.list(filter);
+      return { ...page, jobs: page.jobs.map((j) => withProgress(j) ?? j) };
+    },
+    list: (filter) => store.list({ ...filter, limit: Number.MAX_SAFE_INTEGER }).jobs.map((j) => withProgress(j) ?? j),
+    mandateStats: (mandate) => store.mandateStats(mandate),
     history: (id) => {
       mustGet(id);
       return store.events(id);
     },
-    stats: () => {
-      const active = store.active();
-      const failures = store.finishedSince(new Date(Date.now() - 86_400_000)).filter((j) => j.state === 'failed').length;
-      return {
-        running: active.filter((j) => j.state === 'running').length,
-        queued: active.filter((j) => j.state === 'queued' && j.not_before === null).length,
-        retrying: active.filter((j) => j.state === 'queued' && j.not_before !== null).length,
-        concurrency: options.concurrency,
-        wait_ms_p50: null,
-        wait_ms_p95: null,
-        failures_24h: failures,
-        overloaded: [],
-      };
-    },
-    list(filter) {
-      return store.list({ ...filter, limit: Number.MAX_SAFE_INTEGER }).jobs;
-    },
+    stats: () => queueStats(store, options.concurrency, overloaded([...pending].map((id) => store.get(id)).filter((j): j is AnyJob => j !== undefined).map(candidate), new Date())),
     wait(id, signal) {
       const job = mustGet(id);
       if (TERMINAL_STATES.has(job.state) || signal?.aborted === true) return Promise.resolve(job);
       return new Promise((resolve) => {
         const finish = (result: AnyJob): void => {
-          events.off('change', listener);
+          changes.off('change', listener);
           signal?.removeEventListener('abort', onAbort);
           resolve(result);
         };
@@ -228,31 +315,43 @@ export function createQueue(options: QueueOptions): Queue {
           if (changed.id === id && TERMINAL_STATES.has(changed.state)) finish(changed);
         };
         // The store may have forgotten the job meanwhile: then the last state this wait knew.
-        const onAbort = (): void => finish(store.get(id) ?? job);
-        events.on('change', listener);
+        const onAbort = (): void => finish(read(id) ?? job);
+        changes.on('change', listener);
         signal?.addEventListener('abort', onAbort, { once: true });
       });
     },
-    waiters: () => events.listenerCount('change'),
+    waiters: () => changes.listenerCount('change'),
     cancel(id) {
       const job = mustGet(id);
-      if (job.state === 'queued') return update(job, { state: 'cancelled', finished_at: new Date().toISOString() });
-      running.get(id)?.controller.abort(new BackerError('JOB_CANCELLED', 'cancelled on request', { component: 'queue' }));
+      if (job.state === 'queued') {
+        pending.delete(id);
+        const done = update(job, { state: 'cancelled', finished_at: new Date().toISOString() });
+        event(done, 'cancelled', 'cancelled on request');
+        return done;
+      }
+      running.get(id)?.controller.abort(new AttemptAbort('cancel', 'cancelled on request'));
       return mustGet(id);
     },
     start() {
+      if (started) return;
+      takeOver();
       started = true;
       pump();
     },
     async close() {
       if (closed) return;
       closed = true;
-      for (const id of pending.splice(0)) {
-        const job = store.get(id);
-        if (job?.state === 'queued') update(job, { state: 'cancelled', finished_at: new Date().toISOString() });
+      if (wake) clearTimeout(wake);
+      if (!durable) {
+        for (const id of pending) {
+          const job = store.get(id);
+          if (job?.state === 'queued') update(job, { state: 'cancelled', finished_at: new Date().toISOString() });
+        }
       }
-      for (const r of running.values()) r.controller.abort(new BackerError('JOB_CANCELLED', 'Backer is shutting down', { component: 'queue' }));
+      pending.clear();
+      for (const r of running.values()) r.controller.abort(new AttemptAbort('shutdown', 'Backer is shutting down'));
       await Promise.all([...running.values()].map((r) => r.done));
     },
   };
 }
+

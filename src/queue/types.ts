@@ -20,6 +20,8 @@ export interface JobOutcome {
   status: 'succeeded' | 'failed';
   error: { code: ErrorCode; message: string } | null;
   result: JobResult;
+  /** A failure worth another attempt (the queue retries within queue.retries). Default false. */
+  retryable?: boolean;
 }
 
 /** A backup's BackupResult, or the JSON result of a restore, verification or drill (with its `kind`). */

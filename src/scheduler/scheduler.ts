@@ -7,16 +7,40 @@ import type { MandateSpec } from '../mandates/types.js';
 export type ScheduledRun = { kind: 'backup' } | { kind: 'verify'; level: VerifyLevel };
 export type ScheduleKind = ScheduledRun['kind'];
 
+/** Scheduled fires already triggered (the state database): a restart never doubles a run. */
+export interface FireLog {
+  /** Records the fire; false when it was recorded before (the run exists). */
+  claim(mandate: string, kind: ScheduleKind, at: Date): boolean;
+  last(mandate: string, kind: ScheduleKind): Date | null;
+}
+
+export interface CatchUp {
+  mode: 'skip' | 'once';
+  windowMs: number;
+}
+
+/** How a run came about: its fire time, and whether it makes up for a fire missed while down. */
+export interface FireInfo {
+  at: Date;
+  catchUp: boolean;
+}
+
 export interface Scheduler {
   /** Reconciles the cron jobs with the current mandates (new, changed, removed). */
   update(mandates: readonly MandateSpec[]): void;
   /** When the mandate's backup (default) or scheduled verification runs next; null when it has none. */
   nextRun(mandate: string, kind?: ScheduleKind): Date | null;
+  /** The time between the mandate's next two backups (for overload detection); null without a schedule. */
+  intervalMs(mandate: string): number | null;
   close(): Promise<void>;
 }
 
 export interface SchedulerOptions {
-  trigger(mandate: string, run: ScheduledRun): void;
+  trigger(mandate: string, run: ScheduledRun, info: FireInfo): void;
+  /** Default: none (every fire triggers, nothing is caught up). */
+  fires?: FireLog;
+  /** Default: skip. */
+  catchUp?: CatchUp;
   logger: Logger;
   /** Track schedules (nextRun) without ever firing them; for tests. Default false. */
   paused?: boolean;
@@ -45,9 +69,47 @@ function wantedSchedules(mandates: readonly MandateSpec[]): Map<string, Schedule
   return wanted;
 }
 
+/** A fire time to the second: the key of a scheduled run. */
+const toSecond = (at: Date): Date => new Date(Math.floor(at.getTime() / 1000) * 1000);
+
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const jobs = new Map<string, { signature: string; cron: Cron }>();
+  const { logger } = options;
   let closed = false;
+
+  const fire = (schedule: Schedule, at: Date, catchUp: boolean): void => {
+    const { mandate, run } = schedule;
+    if (options.fires && !options.fires.claim(mandate, run.kind, at)) {
+      logger.info({ mandate, kind: run.kind, at: at.toISOString() }, 'scheduled run already triggered; not doubled');
+      return;
+    }
+    options.trigger(mandate, run, { at, catchUp });
+  };
+
+  /** schedule.catch_up once: the newest fire time missed while no daemon ran, within the window. */
+  const catchUp = (schedule: Schedule, cron: Cron): void => {
+    const { mandate, run } = schedule;
+    if (options.catchUp?.mode !== 'once' || options.paused === true || run.kind !== 'backup' || !options.fires) return;
+    const last = options.fires.last(mandate, run.kind);
+    const missed = cron.previousRuns(1, new Date())[0];
+    // Only a schedule that fired before can have missed a run; a new mandate starts with its next fire.
+    if (last === null || missed === undefined || toSecond(missed) <= last) return;
+    if (Date.now() - missed.getTime() > options.catchUp.windowMs) return;
+    logger.warn({ mandate, missed: missed.toISOString(), last: last.toISOString() }, 'a scheduled backup was missed while Backer was down; catching up once');
+    fire(schedule, toSecond(missed), true);
+  };
+
+  const create = (key: string, schedule: Schedule): void => {
+    const { mandate, interval, run } = schedule;
+    // UTC, like the <DATE> placeholder, so that schedules do not move with the host's zone.
+    const cron: Cron = new Cron(interval, { timezone: 'UTC', protect: true, mode: '5-or-6-parts', paused: options.paused ?? false }, () =>
+      fire(schedule, toSecond(cron.currentRun() ?? new Date()), false),
+    );
+    jobs.set(key, { signature: signature(schedule), cron });
+    logger.debug({ mandate, kind: run.kind, interval, next: cron.nextRun()?.toISOString() }, 'scheduled');
+    catchUp(schedule, cron);
+  };
+
   return {
     update(mandates) {
       if (closed) return;
@@ -59,16 +121,13 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
           jobs.delete(key);
         }
       }
-      for (const [key, schedule] of wanted) {
-        if (jobs.has(key)) continue;
-        const { mandate, interval, run } = schedule;
-        // UTC, like the <DATE> placeholder, so that schedules do not move with the host's zone.
-        const cron = new Cron(interval, { timezone: 'UTC', protect: true, mode: '5-or-6-parts', paused: options.paused ?? false }, () => options.trigger(mandate, run));
-        jobs.set(key, { signature: signature(schedule), cron });
-        options.logger.debug({ mandate, kind: run.kind, interval, next: cron.nextRun()?.toISOString() }, 'scheduled');
-      }
+      for (const [key, schedule] of wanted) if (!jobs.has(key)) create(key, schedule);
     },
     nextRun: (mandate, kind = 'backup') => jobs.get(keyOf(mandate, kind))?.cron.nextRun() ?? null,
+    intervalMs(mandate) {
+      const [a, b] = jobs.get(keyOf(mandate, 'backup'))?.cron.nextRuns(2) ?? [];
+      return a && b ? b.getTime() - a.getTime() : null;
+    },
     close() {
       closed = true;
       for (const job of jobs.values()) job.cron.stop();

@@ -10,7 +10,7 @@ import type { Queue } from '../queue/queue.js';
  */
 export function triggerScheduledVerify(queue: Queue, mandate: string, level: VerifyLevel, logger: Logger): void {
   const kind = level === 'drill' ? 'drill' : 'verify';
-  const waiting = queue.list({ mandate, kind }).find((job) => job.state === 'queued' && job.trigger === 'schedule');
+  const waiting = queue.page({ mandate, kind, state: 'queued', limit: 500 }).jobs.find((job) => job.trigger === 'schedule');
   if (waiting !== undefined) {
     logger.info({ mandate, kind, verify_level: level, job: waiting.id }, 'scheduled verification skipped: the previous one is still queued');
     return;

@@ -112,6 +112,8 @@ export async function runningContainer(docker: Docker, name: string, component: 
     throw new BackerError('CONTAINER_NOT_RUNNING', `container ${name} is not running (${info.State.Status})`, {
       component,
       details: { container: name },
+      // Retried (queue.retries) only while Docker restarts it: a stopped container stays stopped.
+      permanent: info.State.Status !== 'restarting',
     });
   }
   return { name, image: info.Config.Image, env: envToRecord(info.Config.Env), user: info.Config.User };

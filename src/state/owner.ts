@@ -41,7 +41,8 @@ export function currentOwner(): ProcessOwner {
   return self;
 }
 
-function pidExists(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, owned by another user). */
+export function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

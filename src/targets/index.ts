@@ -3,7 +3,7 @@ import { localPlugin } from './local.js';
 import { s3Plugin } from './s3.js';
 import type { Target } from './types.js';
 
-export type { ObjectInfo, Target, WriteOptions } from './types.js';
+export type { ObjectInfo, SweepOptions, SweepReport, Target, WriteOptions } from './types.js';
 
 /** Every target plugin; the file name of each is its type id. */
 export const targetPlugins = [localPlugin, s3Plugin] as const;

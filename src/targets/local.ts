@@ -5,7 +5,6 @@
  * name makes the write fail. Files are 0600 and the directories Backer creates 0700, unless the
  * target's `file_mode` / `dir_mode` say otherwise (dumps hold whole databases).
  */
-import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { chmod, link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
@@ -14,10 +13,9 @@ import { pipeline } from 'node:stream/promises';
 import { BackerError, type ErrorCode } from '../errors.js';
 import { defineTarget } from '../plugins/define.js';
 import { localTargetSchema, type LocalTargetConfig } from './local.schema.js';
-import type { ObjectInfo, Target, WriteOptions } from './types.js';
-
-/** `.<basename>.partial-<hex>`: hidden, and never a name `list` reports or a key may take. */
-const TEMP_PATTERN = /^\..*\.partial-[0-9a-f]+$/;
+import { sweepTempFiles } from './local-sweep.js';
+import { TEMP_PATTERN, tempName } from './temp-names.js';
+import type { ObjectInfo, SweepOptions, SweepReport, Target, WriteOptions } from './types.js';
 
 type KeyUse = 'write' | 'read';
 
@@ -154,7 +152,7 @@ export function createLocalTarget(config: LocalTargetOptions): Target {
 
   /** Creates the temp file next to `path` so the final link stays on one filesystem. */
   function tempPathFor(path: string): string {
-    return join(dirname(path), `.${basename(path)}.partial-${randomBytes(6).toString('hex')}`);
+    return join(dirname(path), tempName(basename(path)));
   }
 
   async function openTemp(path: string): Promise<{ tmp: string; handle: FileHandle }> {
@@ -306,6 +304,14 @@ export function createLocalTarget(config: LocalTargetOptions): Target {
         const code = errnoCode(err);
         if (code === 'ENOENT' || code === 'ENOTDIR') return;
         throw fail('TARGET_WRITE_FAILED', `could not remove "${key}"`, key, err);
+      }
+    },
+
+    async sweep(options: SweepOptions): Promise<SweepReport> {
+      try {
+        return await sweepTempFiles(root, options.logger.child({ target: config.name }));
+      } catch (err) {
+        throw fail('TARGET_READ_FAILED', `could not sweep the temp files under ${root}`, '', err);
       }
     },
 

@@ -22,7 +22,8 @@ import { pipeline } from 'node:stream/promises';
 import { BackerError, type ErrorCode } from '../errors.js';
 import { defineTarget } from '../plugins/define.js';
 import { s3TargetSchema, type S3TargetConfig } from './s3.schema.js';
-import type { ObjectInfo, Target, WriteOptions } from './types.js';
+import { sweepMultipartUploads } from './s3-sweep.js';
+import type { ObjectInfo, SweepOptions, SweepReport, Target, WriteOptions } from './types.js';
 
 const MIB = 1024 * 1024;
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
@@ -62,6 +63,19 @@ export function createS3Target(config: S3TargetConfig): Target {
       permanent: code === 'JOB_CANCELLED' || code === 'BACKUP_NOT_FOUND',
     });
 
+  /** Uploads whose abort failed (S3 away): aborted again before the next write and at close. */
+  const abandoned = new Map<string, string>();
+  async function abortAbandoned(): Promise<void> {
+    for (const [uploadId, key] of abandoned) {
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: s3Key(key), UploadId: uploadId }));
+      } catch (err) {
+        if (s3Error(err).name !== 'NoSuchUpload') continue;
+      }
+      abandoned.delete(uploadId);
+    }
+  }
+
   /** Best-effort removal of whatever a failed write may have produced; returns what it could not clean. */
   async function undoWrite(key: string, uploadId: string | undefined, completed: boolean): Promise<Record<string, unknown>> {
     if (completed) {
@@ -79,7 +93,9 @@ export function createS3Target(config: S3TargetConfig): Target {
       return {};
     } catch (err) {
       if (s3Error(err).name === 'NoSuchUpload') return {};
-      // Left for the bucket's AbortIncompleteMultipartUpload lifecycle rule; named so it can be found.
+      // Tried again before the next write (a retry of this backup) and at close; else left for the
+      // next start's sweep or the bucket's AbortIncompleteMultipartUpload rule; named so it can be found.
+      abandoned.set(uploadId, key);
       return { abandoned_upload_id: uploadId };
     }
   }
@@ -132,6 +148,7 @@ export function createS3Target(config: S3TargetConfig): Target {
       // deliberately not used: it makes done() reject at once while a part, the abort request or a
       // single PutObject may still be in flight, so "rejected" would not yet mean "nothing stored".
       await refuseIfPresent(key, body);
+      await abortAbandoned();
       const uploadFailed = new AbortController();
       const pass = new PassThrough();
       let upload: Upload;
@@ -246,9 +263,18 @@ export function createS3Target(config: S3TargetConfig): Target {
       }
     },
 
-    close(): Promise<void> {
+    async sweep(options: SweepOptions): Promise<SweepReport> {
+      const logger = options.logger.child({ target: config.name });
+      try {
+        return await sweepMultipartUploads({ client, bucket, prefix: config.prefix, startedAt: options.startedAt, logger });
+      } catch (err) {
+        throw fail('TARGET_READ_FAILED', `could not list the unfinished multipart uploads in bucket ${bucket}`, config.prefix, err);
+      }
+    },
+
+    async close(): Promise<void> {
+      await abortAbandoned();
       client.destroy();
-      return Promise.resolve();
     },
   };
 }

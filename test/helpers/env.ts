@@ -3,13 +3,15 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import { loadConfigOrThrow } from '../../src/config/load.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger, SecretRegistry } from '../../src/logging/logger.js';
 import type { BackupResult } from '../../src/pipeline/run-backup.js';
-import type { AnyJob, Job } from '../../src/queue/types.js';
+import type { AnyJob, Job, JobEvent } from '../../src/queue/types.js';
+import { openStateDb } from '../../src/state/db.js';
+import { createSqliteJobStore } from '../../src/state/job-store.js';
 
 export const CCRYPT_KEY = 'correct-horse-battery-staple-42';
 export const GPG_PASSPHRASE = 'gpg-test-passphrase-7f3a';
@@ -33,6 +35,23 @@ export async function createBucket(name: string): Promise<void> {
   const client = s3Client();
   await client.send(new CreateBucketCommand({ Bucket: name }));
   client.destroy();
+}
+
+/** The unfinished multipart uploads in a bucket (under `prefix`), every page, through the SDK. */
+export async function listUploads(bucket: string, prefix?: string): Promise<{ key: string; uploadId: string }[]> {
+  const client = s3Client();
+  const out: { key: string; uploadId: string }[] = [];
+  try {
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    for (;;) {
+      const page = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, ...markers }));
+      for (const u of page.Uploads ?? []) out.push({ key: u.Key ?? '', uploadId: u.UploadId ?? '' });
+      if (page.IsTruncated !== true) return out;
+      markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+    }
+  } finally {
+    client.destroy();
+  }
 }
 
 export interface TestEnv {
@@ -152,4 +171,15 @@ export function backupJob(job: AnyJob): Job<BackupResult> {
 /** File names under the local target's folder of one mandate (none when it does not exist). */
 export async function localFiles(env: TestEnv, mandate: string): Promise<string[]> {
   return readdir(join(env.dir, 'backups', mandate)).catch(() => []);
+}
+
+/** The jobs and history a closed daemon left in its data_dir's state.db (read through a fresh store). */
+export function storedJob(dataDir: string, id: string): { job: AnyJob | undefined; events: JobEvent[] } {
+  const state = openStateDb(dataDir, createLogger({ level: 'error', secrets: new SecretRegistry() }));
+  try {
+    const store = createSqliteJobStore(state);
+    return { job: store.get(id), events: store.events(id) };
+  } finally {
+    state.close();
+  }
 }

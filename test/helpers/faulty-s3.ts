@@ -9,9 +9,9 @@ import type { AddressInfo, Socket } from 'node:net';
 /**
  * down-after-first-part: the server goes away once the first part of an upload is stored.
  * fail-complete: CompleteMultipartUpload answers 500. deny-list: listing answers 403 AccessDenied
- * (write-only credentials); everything else works.
+ * (write-only credentials); everything else works. deny-abort: AbortMultipartUpload answers 403.
  */
-export type FaultMode = 'down-after-first-part' | 'fail-complete' | 'deny-list' | 'none';
+export type FaultMode = 'down-after-first-part' | 'fail-complete' | 'deny-list' | 'deny-abort' | 'none';
 
 export interface FaultyS3 {
   endpoint: string;
@@ -36,7 +36,7 @@ export async function startFaultyS3(upstreamEndpoint: string): Promise<FaultyS3>
     const refusal =
       mode === 'fail-complete' && method === 'POST' && url.includes('uploadId=')
         ? { status: 500, code: 'InternalError' }
-        : mode === 'deny-list' && method === 'GET' && url.includes('list-type=')
+        : (mode === 'deny-list' && method === 'GET' && url.includes('list-type=')) || (mode === 'deny-abort' && method === 'DELETE' && url.includes('uploadId='))
           ? { status: 403, code: 'AccessDenied' }
           : undefined;
     if (refusal) {

@@ -6,6 +6,6 @@ import type { BackupResult } from '../../src/pipeline/run-backup.js';
 export function backupRunner(run: (mandate: string, signal: AbortSignal) => Promise<BackupResult>): (job: AnyJob, context: JobRunContext) => Promise<JobOutcome> {
   return async (job, context) => {
     const result = await run(job.mandate, context.signal);
-    return { status: result.status, error: result.error, result };
+    return { status: result.status, error: result.error, result, retryable: result.retryable };
   };
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import S3rver from 's3rver';
+import { installUploadListing } from './s3-uploads.js';
 
 const exec = promisify(execFile);
 
@@ -162,6 +163,8 @@ export interface S3Service {
 export async function startS3(): Promise<S3Service> {
   const dir = await mkdtemp(join(tmpdir(), 'bks3-'));
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir });
+  // s3rver lacks ListMultipartUploads, ListParts and AbortMultipartUpload: see s3-uploads.ts.
+  installUploadListing(server);
   const address: AddressInfo = await server.run();
   return {
     endpoint: `http://127.0.0.1:${address.port}`,

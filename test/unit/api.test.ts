@@ -3,7 +3,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createApi } from '../../src/api/app.js';
 import { toHttpError } from '../../src/api/errors.js';
 import type { MandateSpec } from '../../src/mandates/types.js';
-import type { Discovery } from '../../src/discovery/discovery.js';
 import type { Snapshot } from '../../src/discovery/snapshot.js';
 import { BackerError } from '../../src/errors.js';
 import { SecretRegistry } from '../../src/logging/logger.js';
@@ -12,6 +11,7 @@ import { createQueue, type Queue } from '../../src/queue/queue.js';
 import type { Job } from '../../src/queue/types.js';
 import type { Target } from '../../src/targets/types.js';
 import { BACKER_VERSION } from '../../src/util/version.js';
+import { staticDiscovery } from '../helpers/discovery.js';
 import { backupRunner } from '../helpers/queue.js';
 
 const SECRET = 'hunter2-very-secret';
@@ -24,6 +24,7 @@ const shopDb: MandateSpec = {
   targets: ['local'],
   middleware: ['gz'],
   retention: 7,
+  priority: 5,
   name_pattern: '<DATE>-<CONTAINER_NAME>',
   verify: { interval: '0 5 * * 0', level: 'drill' },
 };
@@ -36,6 +37,7 @@ const files: MandateSpec = {
   targets: ['local'],
   middleware: [],
   retention: 10,
+  priority: 5,
   name_pattern: '<DATE>-<MANDATE>',
   verify: { interval: null, level: 'decode' },
 };
@@ -58,7 +60,7 @@ interface Pending {
 }
 
 function succeeded(): BackupResult {
-  return { uuid: '3b241101-e2bb-4255-8caf-4136c566a962', name: 'backup', status: 'succeeded', error: null, raw_size: 0, targets: [] };
+  return { uuid: '3b241101-e2bb-4255-8caf-4136c566a962', name: 'backup', status: 'succeeded', error: null, raw_size: 0, targets: [], retryable: false };
 }
 
 const queues: Queue[] = [];
@@ -83,12 +85,7 @@ function setup(options: { start?: boolean } = {}) {
   if (options.start !== false) queue.start();
   const secrets = new SecretRegistry();
   secrets.add(SECRET);
-  const discovery: Discovery = {
-    start: () => Promise.resolve(),
-    current: () => snapshot,
-    refresh: () => Promise.resolve(snapshot),
-    close: () => Promise.resolve(),
-  };
+  const discovery = staticDiscovery(snapshot);
   const mandate = (name: string): MandateSpec => {
     const found = snapshot.mandates.find((m) => m.name === name);
     if (!found) throw new BackerError('MANDATE_NOT_FOUND', `no mandate named ${name}`, { component: 'test', details: { mandate: name } });
@@ -196,7 +193,9 @@ describe('api', () => {
 
     const now = await app.request(`/v1/jobs/${job.id}`);
     expect(now.status).toBe(200);
-    expect((await body<{ job: Job }>(now)).job).toMatchObject({ id: job.id, state: 'running' });
+    const current = await body<{ job: Job; history: unknown[] }>(now);
+    expect(current.job).toMatchObject({ id: job.id, state: 'running' });
+    expect(Object.keys(current).sort()).toEqual(['history', 'job']);
 
     const waiting = app.request(`/v1/jobs/${job.id}?wait=5`);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -244,10 +243,12 @@ describe('api', () => {
     const { app } = setup({ start: false });
     const shop = await startBackup(app, 'shop-db');
     const other = await startBackup(app, 'files');
-    const all = await body<{ jobs: Job[] }>(await app.request('/v1/jobs'));
+    const all = await body<{ jobs: Job[]; total: number; limit: number; offset: number }>(await app.request('/v1/jobs'));
     expect(all.jobs.map((j) => j.id)).toEqual([other.id, shop.id]);
-    const filtered = await body<{ jobs: Job[] }>(await app.request('/v1/jobs?mandate=files'));
+    expect(all).toMatchObject({ total: 2, limit: 50, offset: 0 });
+    const filtered = await body<{ jobs: Job[]; total: number }>(await app.request('/v1/jobs?mandate=files'));
     expect(filtered.jobs.map((j) => j.id)).toEqual([other.id]);
+    expect(filtered.total).toBe(1);
   });
 
   it('an unknown route is a 404 in JSON', async () => {

@@ -50,7 +50,7 @@ describe('job kinds', () => {
     await settle();
     expect(runs.map((r) => [r.job.kind, r.job.mandate])).toEqual([['backup', 'db'], ['verify', 'other']]);
     expect(queue.get(restore.id)?.state).toBe('queued');
-    runs[0]?.finish({ status: 'succeeded', error: null, result: { uuid: 'u', name: 'n', status: 'succeeded', error: null, raw_size: 1, targets: [] } });
+    runs[0]?.finish({ status: 'succeeded', error: null, result: { uuid: 'u', name: 'n', status: 'succeeded', error: null, raw_size: 1, targets: [], retryable: false } });
     await settle();
     await settle();
     expect(runs.map((r) => r.job.id)).toEqual([backup.id, other.id, restore.id]);

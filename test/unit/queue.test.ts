@@ -29,7 +29,7 @@ function thrown(fn: () => unknown): unknown {
 }
 
 function result(status: BackupResult['status'] = 'succeeded', error: BackupResult['error'] = null): BackupResult {
-  return { uuid: '00000000-0000-4000-8000-000000000000', name: 'backup', status, error, raw_size: 0, targets: [] };
+  return { uuid: '00000000-0000-4000-8000-000000000000', name: 'backup', status, error, raw_size: 0, targets: [], retryable: false };
 }
 
 /** Lets the queue's promise chains (await run → update → finally → pump) settle. */

@@ -1,0 +1,161 @@
+import type { Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { z } from 'zod';
+import { BackerError } from '../errors.js';
+import type { MandateSpec } from '../mandates/types.js';
+import type { Queue } from '../queue/queue.js';
+import { emptyStats } from '../queue/stats.js';
+import { JOB_KINDS, JOB_STATES, type AnyJob } from '../queue/types.js';
+import type { ApiDeps } from './app.js';
+
+type Json = (body: unknown, status?: ContentfulStatusCode) => Response;
+
+/** Jobs a page holds when `limit` is not given, and at most. */
+export const JOBS_LIMIT_DEFAULT = 50;
+export const JOBS_LIMIT_MAX = 500;
+/** Jobs `GET /v1/mandates/{name}` shows, newest first. */
+export const RECENT_JOBS = 5;
+/** Longest `?wait=` of `GET /v1/jobs/{id}`, in seconds. */
+export const WAIT_MAX_SECONDS = 300;
+
+/** A whole number in a query string ("" and "1.5" are not). */
+const wholeNumber = (min: number, max: number): z.ZodType<number> =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+export const jobsQuerySchema = z
+  .object({
+    mandate: z.string().min(1, 'must not be empty').optional(),
+    kind: z.enum(JOB_KINDS, { error: `must be one of ${JOB_KINDS.join(', ')}` }).optional(),
+    state: z.enum(JOB_STATES, { error: `must be one of ${JOB_STATES.join(', ')}` }).optional(),
+    limit: wholeNumber(1, JOBS_LIMIT_MAX).default(JOBS_LIMIT_DEFAULT),
+    offset: wholeNumber(0, Number.MAX_SAFE_INTEGER).default(0),
+  })
+  .strict();
+
+export const jobQuerySchema = z
+  .object({
+    wait: z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, `must be a number of seconds between 0 and ${WAIT_MAX_SECONDS}`)
+      .transform(Number)
+      .pipe(z.number().max(WAIT_MAX_SECONDS, `must be a number of seconds between 0 and ${WAIT_MAX_SECONDS}`))
+      .optional(),
+  })
+  .strict();
+
+const emptyQuerySchema = z.object({}).strict();
+
+/** The query string checked against `schema`; a 400 naming the first bad (or unknown) parameter. */
+export function parseQuery<T extends z.ZodType>(query: Record<string, string>, schema: T): z.output<T> {
+  const parsed = schema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (issue?.code === 'unrecognized_keys') {
+    const names = issue.keys.join(', ');
+    throw new BackerError('API_BAD_REQUEST', `unknown query parameter ${names}`, { component: 'api', details: { parameter: names } });
+  }
+  const name = String(issue?.path[0] ?? 'query');
+  throw new BackerError('API_BAD_REQUEST', `query parameter ${name}: ${issue?.message ?? 'invalid'}`, { component: 'api', details: { parameter: name } });
+}
+
+/** A mandate as `GET /v1/mandates` lists it (never its source options: they may hold secrets). */
+export function mandateJson(m: MandateSpec, nextRun: Date | null, nextVerify: Date | null = null): Record<string, unknown> {
+  return {
+    name: m.name,
+    origin: m.origin,
+    type: m.source.type,
+    container: m.source.container,
+    interval: m.interval,
+    next_run: nextRun?.toISOString() ?? null,
+    targets: m.targets,
+    middleware: m.middleware,
+    retention: m.retention,
+    name_pattern: m.name_pattern,
+    verify: m.verify.interval,
+    verify_level: m.verify.level,
+    next_verify: nextVerify?.toISOString() ?? null,
+  };
+}
+
+/** `GET /v1/mandates/{name}`: settings as configured, next runs, the stats kept across restarts, recent jobs. */
+function mandateDetail(deps: ApiDeps, m: MandateSpec): Record<string, unknown> {
+  const { next_run: _run, next_verify: _verify, ...settings } = mandateJson(m, null);
+  // Retention as configured: GFS rules when the mandate has them, else keep the newest N.
+  const retention = m.retention_rules === undefined ? {} : { retention_rules: m.retention_rules };
+  return {
+    mandate: { ...settings, ...retention, priority: m.priority },
+    next_run: deps.scheduler.nextRun(m.name)?.toISOString() ?? null,
+    next_verification: deps.scheduler.nextRun(m.name, 'verify')?.toISOString() ?? null,
+    stats: deps.queue.mandateStats(m.name) ?? emptyStats(m.name),
+    recent_jobs: deps.queue.page({ mandate: m.name, limit: RECENT_JOBS, offset: 0 }).jobs,
+  };
+}
+
+/** Waits at most `ms` for the job; ends the wait (listener and timer) early when the client goes away. */
+async function waitForJob(queue: Queue, id: string, ms: number, request: AbortSignal): Promise<AnyJob> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), ms);
+  const onClientGone = (): void => controller.abort();
+  request.addEventListener('abort', onClientGone, { once: true });
+  if (request.aborted) controller.abort();
+  try {
+    return await queue.wait(id, controller.signal);
+  } finally {
+    clearTimeout(timer);
+    request.removeEventListener('abort', onClientGone);
+  }
+}
+
+function mustGetJob(queue: Queue, id: string): AnyJob {
+  const job = queue.get(id);
+  if (!job) throw new BackerError('JOB_NOT_FOUND', `no job ${id}`, { component: 'api', details: { job: id } });
+  return job;
+}
+
+/** Mandates, jobs and the queue: thin handlers that validate, ask the queue or the scheduler, return JSON. */
+export function registerOperationRoutes(app: Hono, deps: ApiDeps, json: Json): void {
+  app.get('/v1/mandates', () => {
+    const snapshot = deps.services.discovery.current();
+    return json({
+      mandates: snapshot.mandates.map((m) => mandateJson(m, deps.scheduler.nextRun(m.name), deps.scheduler.nextRun(m.name, 'verify'))),
+      skipped: snapshot.skipped,
+      problems: snapshot.problems,
+      docker_error: snapshot.docker_error,
+    });
+  });
+
+  app.get('/v1/mandates/:name', (c) => {
+    parseQuery(c.req.query(), emptyQuerySchema);
+    return json(mandateDetail(deps, deps.services.mandate(c.req.param('name'))));
+  });
+
+  app.post('/v1/mandates/:name/backups', (c) => {
+    const mandate = deps.services.mandate(c.req.param('name'));
+    return json({ job: deps.queue.enqueue(mandate.name, 'api') }, 202);
+  });
+
+  app.get('/v1/jobs', (c) => {
+    const query = parseQuery(c.req.query(), jobsQuerySchema);
+    const { jobs, total } = deps.queue.page(query);
+    return json({ jobs, total, limit: query.limit, offset: query.offset });
+  });
+
+  app.get('/v1/jobs/:id', async (c) => {
+    const id = c.req.param('id');
+    const { wait } = parseQuery(c.req.query(), jobQuerySchema);
+    mustGetJob(deps.queue, id);
+    const job = wait === undefined ? mustGetJob(deps.queue, id) : await waitForJob(deps.queue, id, wait * 1000, c.req.raw.signal);
+    return json({ job, history: deps.queue.history(id) });
+  });
+
+  app.post('/v1/jobs/:id/cancel', (c) => json({ job: deps.queue.cancel(c.req.param('id')) }));
+
+  app.get('/v1/queue/stats', (c) => {
+    parseQuery(c.req.query(), emptyQuerySchema);
+    return json(deps.queue.stats());
+  });
+}
