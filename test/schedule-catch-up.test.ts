@@ -1,14 +1,15 @@
 /**
  * Idempotent schedules and catch-up through real `backer daemon` processes on one data_dir: a
  * fire time missed while no daemon ran is made up once at the next start (schedule.catch_up:
- * once), never with `skip`; jobs and their history survive the restarts; no fire time runs twice.
+ * once), never with `skip`; jobs, their history and the mandate's stats survive the restarts; no
+ * fire time runs twice.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
-import type { AnyJob, JobEvent } from '../src/queue/types.js';
+import type { AnyJob, JobEvent, MandateStats } from '../src/queue/types.js';
 import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
 
 let dir: string;
@@ -58,13 +59,17 @@ afterAll(async () => {
 describe('schedule.catch_up', () => {
   it('once: a fire time missed while down runs once at start; skip: never; jobs survive restarts', async () => {
     const first = await start('once');
-    const ran = await until(jobs, (js) => js.some((j) => j.trigger === 'schedule' && j.state === 'succeeded'), 'a scheduled backup');
+    const ran = await until(jobs, (js) => js.filter((j) => j.trigger === 'schedule' && j.state === 'succeeded').length >= 2, 'two scheduled backups');
     expect(await first.stop()).toBe(0);
     // At least one fire time (every 4 s) passes while no daemon runs.
     await sleep(5_000);
 
     const second = await start('once');
     try {
+      // The stats of the first daemon's backups survived the restart.
+      const { stats } = await callApi<{ stats: MandateStats }>(socket, 'GET', '/v1/mandates/ticker');
+      expect(stats.successes).toBeGreaterThanOrEqual(2);
+      expect(stats.last_success_at).not.toBeNull();
       const after = await until(jobs, (js) => js.some((j) => j.trigger === 'catch_up'), 'the catch-up run');
       expect(after.filter((j) => j.trigger === 'catch_up')).toHaveLength(1);
       // The jobs of the first daemon are still there, with their history.

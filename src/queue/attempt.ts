@@ -1,3 +1,4 @@
+import { formatDuration } from '../config/duration.js';
 import { BackerError, describeError, errorCode, retryable } from '../errors.js';
 import type { JobProgress } from '../events/bus.js';
 import type { Logger } from '../logging/logger.js';
@@ -83,8 +84,8 @@ function startHeartbeat(options: AttemptOptions, job: AnyJob, controller: AbortC
     const current = options.read(job.id);
     if (current?.state === 'running' && current.progress) options.store.save(current);
     if (options.stallTimeoutMs !== null && Date.now() - lastMove > options.stallTimeoutMs && !controller.signal.aborted) {
-      const minutes = Math.round(options.stallTimeoutMs / 60_000);
-      controller.abort(new AttemptAbort('stall', `no progress for ${minutes > 0 ? `${minutes} min` : `${options.stallTimeoutMs} ms`} (queue.stall_timeout): the job was stopped`));
+      const span = options.stallTimeoutMs >= 1000 ? formatDuration(options.stallTimeoutMs) : `${options.stallTimeoutMs} ms`;
+      controller.abort(new AttemptAbort('stall', `no progress for ${span} (queue.stall_timeout): the job was stopped`));
     }
   }, options.heartbeatMs);
   timer.unref();
