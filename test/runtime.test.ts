@@ -13,6 +13,8 @@ const ROOT = resolve(import.meta.dirname, '..');
 const INSTALL_DEPS = join(ROOT, 'scripts', 'install-deps');
 const NODE_PATH_LIB = join(ROOT, 'scripts', 'lib', 'node-path.sh');
 const MIDDLEWARE_PACKAGES = ['ccrypt', 'gzip', 'tar', 'gnupg', 'age', 'zstd'];
+/** The toolchain that builds better-sqlite3 when no prebuilt binary can be fetched. */
+const BUILD_PACKAGES = ['python3', 'make', 'g++'];
 const TEST_STACK_PACKAGES = [
   'docker.io',
   'mariadb-server',
@@ -22,6 +24,7 @@ const TEST_STACK_PACKAGES = [
   'redis-tools',
   'sqlite3',
   'debootstrap',
+  'restic',
   'docker-compose',
   'systemd',
 ];
@@ -79,9 +82,9 @@ describe('runtime', () => {
 });
 
 describe('scripts/install-deps', () => {
-  it('installs the middleware programs, not the test stack, for the demo', async () => {
+  it('installs the middleware programs and the addon toolchain, not the test stack, for the demo', async () => {
     const demo = await printedPackages('--demo');
-    expect(demo).toEqual(expect.arrayContaining(MIDDLEWARE_PACKAGES));
+    expect(demo).toEqual(expect.arrayContaining([...MIDDLEWARE_PACKAGES, ...BUILD_PACKAGES]));
     for (const pkg of TEST_STACK_PACKAGES) expect(demo).not.toContain(pkg);
   });
 
