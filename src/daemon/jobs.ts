@@ -86,6 +86,6 @@ export function createJobRunner(services: Services): (job: AnyJob, context: JobR
       return runRestore(mandate, parsed.data, restoreServices, { jobId: job.id, signal: context.signal, progress: (p) => context.progress(p), note: (m) => context.note(m) });
     }
     const params = verifyParams(job);
-    return runVerify(mandate, params, { ...pipeline, drill: (m, backup, signal) => runDrill(m, backup, drillServices, job.id, signal) }, context);
+    return runVerify(mandate, params, { ...pipeline, drill: (m, backup, signal, onBytes) => runDrill(m, backup, drillServices, job.id, signal, onBytes) }, context);
   };
 }

@@ -33,7 +33,14 @@ function drillContext(mandate: MandateSpec, services: DrillServices, signal: Abo
  * host sources), then the engine's own checks against what the dump recorded; the scratch is
  * always removed. The decode's hash comparisons are part of the checks.
  */
-export async function runDrill(mandate: MandateSpec, backup: LocatedBackup, services: DrillServices, jobId: string, signal: AbortSignal): Promise<VerificationCheck[]> {
+export async function runDrill(
+  mandate: MandateSpec,
+  backup: LocatedBackup,
+  services: DrillServices,
+  jobId: string,
+  signal: AbortSignal,
+  onBytes?: (n: number) => void,
+): Promise<VerificationCheck[]> {
   const source = services.sources.get(mandate.source.type);
   if (!source?.restore || !source.check) {
     throw new BackerError('RESTORE_REFUSED', `${mandate.source.type} backups have no drill yet`, { component: 'drill', permanent: true });
@@ -51,7 +58,8 @@ export async function runDrill(mandate: MandateSpec, backup: LocatedBackup, serv
       await createScratch(services.docker, { source: container ?? '', name: scratch, job: jobId }, services.logger);
       if (source.planRestore) await waitUntilReady(() => source.planRestore?.(mandate.source.options, request, context) ?? Promise.resolve(null), SCRATCH_READY_MS, signal);
     }
-    const decoded = await openDecoded(backup.manifest, backup.target, services.middleware, { signal });
+    // Progress while the scratch copy loads: the job's bytes move (the stall watchdog watches them).
+    const decoded = await openDecoded(backup.manifest, backup.target, services.middleware, { signal, onBytes });
     await source.restore(mandate.source.options, request, decoded.stream, context);
     return [...decoded.checks, ...(await source.check(mandate.source.options, request, context))];
   } finally {

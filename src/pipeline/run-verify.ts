@@ -24,7 +24,7 @@ export interface VerifyServices {
   middleware: ReadonlyMap<string, Middleware>;
   logger: Logger;
   /** Level `drill`: restores the backup into a scratch container and runs the engine's checks. */
-  drill(mandate: MandateSpec, backup: LocatedBackup, signal: AbortSignal): Promise<VerificationCheck[]>;
+  drill(mandate: MandateSpec, backup: LocatedBackup, signal: AbortSignal, onBytes?: (n: number) => void): Promise<VerificationCheck[]>;
 }
 
 export interface VerifyResult {
@@ -74,7 +74,7 @@ async function verifyOne(mandate: MandateSpec, backup: LocatedBackup, level: Ver
       const stat = await target.stat(manifest.artifact.key);
       checks = [{ check: `artifact ${manifest.artifact.key} size`, ok: stat?.size === manifest.artifact.size, expected: manifest.artifact.size, actual: stat?.size ?? null }];
     } else if (level === 'drill') {
-      checks = await services.drill(mandate, backup, signal);
+      checks = await services.drill(mandate, backup, signal, onBytes);
     } else {
       const decoded = await openDecoded(manifest, target, services.middleware, { signal, artifactOnly: level === 'hash', onBytes });
       checks = decoded.checks;
