@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { callApi } from '../src/cli/client.js';
-import type { AnyJob } from '../src/queue/types.js';
+import { TERMINAL_STATES, type AnyJob } from '../src/queue/types.js';
 
 const { values } = parseArgs({ options: { mandates: { type: 'string', default: '200' } } });
 const COUNT = Number(values.mandates);
@@ -34,13 +34,11 @@ async function waitForSocket(socket: string): Promise<void> {
   throw new Error('the daemon did not answer');
 }
 
-const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'interrupted']);
-
 /** Waits (the API's longest wait, again and again) until the job ended. */
 async function finished(socket: string, id: string): Promise<AnyJob> {
   for (;;) {
     const { job } = await callApi<{ job: AnyJob }>(socket, 'GET', `/v1/jobs/${id}?wait=300`);
-    if (TERMINAL.has(job.state)) return job;
+    if (TERMINAL_STATES.has(job.state)) return job;
   }
 }
 

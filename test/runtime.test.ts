@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
@@ -130,5 +131,13 @@ describe('scripts/lib/node-path.sh', () => {
 
     const second = await withLib(oldNode, 'backer_ensure_node; command -v node; node --version', tools);
     expect(second.stdout.trim().split('\n')).toEqual([where, version]);
+  });
+
+  it('points native addon builds at the headers of the node first on PATH (better-sqlite3 must load in it)', async () => {
+    const tools = join(await mkdtemp(join(tmpdir(), 'runtime-tools-')), '.tools');
+    const bin = dirname(process.execPath);
+    const { stdout } = await withLib(bin, 'npm_config_nodedir=/usr; backer_use_node; echo "$npm_config_nodedir"', tools);
+    expect(existsSync(join(dirname(bin), 'include', 'node', 'node_version.h')), 'this Node ships its headers').toBe(true);
+    expect(stdout.trim()).toBe(dirname(bin));
   });
 });

@@ -39,17 +39,31 @@ backer_node_ok() {
     { [ "$major" -eq "$BACKER_NODE_MIN_MAJOR" ] && [ "$minor" -ge "$BACKER_NODE_MIN_MINOR" ]; }
 }
 
-# Puts .tools' Node first on PATH when it is installed (nothing to do otherwise).
+# Puts .tools' Node first on PATH when it is installed, and points native addon builds at the
+# headers of whichever node comes first.
 backer_use_node() {
   local dir
-  dir=$(backer_node_bin_dir) || return 0
-  [ -x "$dir/node" ] || return 0
-  case ":$PATH:" in
-    *":$dir:"*) ;;
-    *) PATH="$dir:$PATH" && export PATH ;;
-  esac
-  # Native addons (better-sqlite3) build against this Node's own headers, not the system's.
-  npm_config_nodedir=$(dirname "$dir") && export npm_config_nodedir
+  dir=$(backer_node_bin_dir) || dir=""
+  if [ -n "$dir" ] && [ -x "$dir/node" ]; then
+    case ":$PATH:" in
+      *":$dir:"*) ;;
+      *) PATH="$dir:$PATH" && export PATH ;;
+    esac
+  fi
+  backer_use_node_headers
+}
+
+# Native addons (better-sqlite3) build against the headers of the node that will load them, not
+# those npm's own config may name (a system Node of another version).
+backer_use_node_headers() {
+  local node prefix
+  node=$(command -v node) || return 0
+  prefix=$(dirname "$(dirname "$(readlink -f "$node")")")
+  if [ -d "$prefix/include/node" ]; then
+    npm_config_nodedir=$prefix
+    export npm_config_nodedir
+  fi
+  return 0
 }
 
 # Installs Node 24 into .tools when the node on PATH is missing or older than 22.12; idempotent.

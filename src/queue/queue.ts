@@ -124,6 +124,7 @@ export function createQueue(options: QueueOptions): Queue {
   let started = false;
   let closed = false;
 
+  const limits = { concurrency: options.concurrency, perTarget: new Map(options.limits?.perTarget ?? []), docker: options.limits?.docker ?? null };
   const needsOf = (mandate: string): JobNeeds => {
     try {
       return options.needs?.(mandate) ?? NO_NEEDS;
@@ -215,23 +216,26 @@ export function createQueue(options: QueueOptions): Queue {
       if (job?.state === 'queued') queued.push(job);
       else pending.delete(id);
     }
+    // What each waiting job needs, looked up once per pass.
+    const candidates = queued.map(candidate);
     const picks = pickRunnable({
-      queued: queued.map(candidate),
+      queued: candidates,
       running: [...running.values()].map((r) => r.candidate),
-      limits: { concurrency: options.concurrency, perTarget: new Map(options.limits?.perTarget ?? []), docker: options.limits?.docker ?? null },
+      limits,
       now: new Date(),
       aging: options.agingMs ?? 600_000,
     });
-    for (const job of picks) startJob(candidate(job));
-    const waiting = queued.filter((j) => !running.has(j.id));
-    wakeForRetries(waiting);
+    const byId = new Map(candidates.map((c) => [c.job.id, c]));
+    for (const job of picks) startJob(byId.get(job.id) ?? candidate(job));
+    const waiting = candidates.filter((c) => !running.has(c.job.id));
+    wakeForRetries(waiting.map((c) => c.job));
     warnOverloaded(waiting);
   }
 
   /** Says once per episode that a mandate's jobs wait longer than its interval (the queue cannot keep up). */
   const overloadedNow = new Set<string>();
-  function warnOverloaded(waiting: AnyJob[]): void {
-    const now = overloaded(waiting.map(candidate), new Date());
+  function warnOverloaded(waiting: Candidate[]): void {
+    const now = overloaded(waiting, new Date());
     for (const o of now) {
       if (overloadedNow.has(o.mandate)) continue;
       options.logger.warn({ mandate: o.mandate, waited_ms: o.waited_ms, interval_ms: o.interval_ms }, 'queue overloaded: a job waits longer than its mandate\'s interval; raise queue.concurrency or a target\'s concurrency, or space the schedules');

@@ -73,7 +73,7 @@ function wantedSchedules(mandates: readonly MandateSpec[]): Map<string, Schedule
 const toSecond = (at: Date): Date => new Date(Math.floor(at.getTime() / 1000) * 1000);
 
 export function createScheduler(options: SchedulerOptions): Scheduler {
-  const jobs = new Map<string, { signature: string; cron: Cron }>();
+  const jobs = new Map<string, { signature: string; cron: Cron; interval?: { at: number; ms: number | null } }>();
   const { logger } = options;
   let closed = false;
 
@@ -125,8 +125,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     },
     nextRun: (mandate, kind = 'backup') => jobs.get(keyOf(mandate, kind))?.cron.nextRun() ?? null,
     intervalMs(mandate) {
-      const [a, b] = jobs.get(keyOf(mandate, 'backup'))?.cron.nextRuns(2) ?? [];
-      return a && b ? b.getTime() - a.getTime() : null;
+      const job = jobs.get(keyOf(mandate, 'backup'));
+      if (!job) return null;
+      // Asked for every waiting job on every queue pass: computed once per schedule and hour.
+      if (job.interval === undefined || Date.now() - job.interval.at > 3_600_000) {
+        const [a, b] = job.cron.nextRuns(2);
+        job.interval = { at: Date.now(), ms: a && b ? b.getTime() - a.getTime() : null };
+      }
+      return job.interval.ms;
     },
     close() {
       closed = true;
