@@ -15,22 +15,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyGfs, withinMs, type RetentionRules } from '../src/retention/gfs.js';
+import { mulberry32 } from './helpers/random.js';
 import { addSnapshots } from './retention-restic-repo.js';
 
 const exec = promisify(execFile);
 let dir = '';
 let env: NodeJS.ProcessEnv = {};
 
-/** Deterministic PRNG (mulberry32): the history is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NEWEST = Date.UTC(2026, 4, 31, 12, 0, 0); // 2026-05-31 12:00
 const DAY = 86_400_000;
@@ -45,7 +36,7 @@ const PASSWORD = 'oracle-password';
  * after the last two (keep_within's bound is exclusive).
  */
 function history(): number[] {
-  const rand = prng(20240503);
+  const rand = mulberry32(20240503);
   const times = new Set<number>([
     NEWEST,
     NEWEST - 20 * 60_000,

@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import {
   CompleteMultipartUploadCommand,
@@ -17,7 +16,6 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
 import { sweepTargets } from '../src/daemon/sweep.js';
 import { BackerError, describeError } from '../src/errors.js';
-import { createLogger, SecretRegistry, type Logger } from '../src/logging/logger.js';
 import { createLocalTarget } from '../src/targets/local.js';
 import { createS3Target } from '../src/targets/s3.js';
 import { sweepMultipartUploads } from '../src/targets/s3-sweep.js';
@@ -26,6 +24,7 @@ import type { Target } from '../src/targets/types.js';
 import { spawnDaemon, waitForHealth } from './helpers/daemon-proc.js';
 import { spawnCli } from './helpers/cli.js';
 import { createBucket, createTestEnv, filesMandateYaml, listUploads, s3Client } from './helpers/env.js';
+import { capturingLogger, parseLines, type LogLine } from './helpers/logs.js';
 import { startFaultyS3, type FaultyS3 } from './helpers/faulty-s3.js';
 
 const suffix = randomBytes(3).toString('hex');
@@ -34,26 +33,7 @@ const DAY_S = 24 * 60 * 60;
 const children: ChildProcess[] = [];
 let dir: string;
 
-type LogLine = Record<string, unknown> & { msg: string; level: number };
 
-function capturingLogger(): { logger: Logger; lines: () => LogLine[] } {
-  const out: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      out.push(chunk.toString());
-      cb();
-    },
-  });
-  const logger = createLogger({ level: 'debug', secrets: new SecretRegistry(), destination });
-  return { logger, lines: () => parseLines(out.join('')) };
-}
-
-function parseLines(output: string): LogLine[] {
-  return output
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as LogLine);
-}
 
 /**
  * A temp file name made by another real process (through the same code a backup uses). With

@@ -8,26 +8,14 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { handleEscapedError } from '../src/daemon/crash-guard.js';
-import { createLogger, SecretRegistry } from '../src/logging/logger.js';
+import { capturingLogger } from './helpers/logs.js';
 import { runInJobScope } from '../src/pipeline/job-scope.js';
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
-function capturingLogger(): { logger: ReturnType<typeof createLogger>; lines: () => Record<string, unknown>[] } {
-  const out: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      out.push(chunk.toString());
-      cb();
-    },
-  });
-  const logger = createLogger({ level: 'debug', secrets: new SecretRegistry(), destination });
-  return { logger, lines: () => out.join('').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
 
 describe('crash guard, in-process', () => {
   it('charges an escaped error to the backup whose scope it ran in, with its stack in the log', () => {

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { effectivePriority, overloaded, pickRunnable, queueOrder, type Candidate, type Limits } from '../../src/queue/policy.js';
+import { mulberry32 } from '../helpers/random.js';
 import type { AnyJob, JobKind, JobTrigger } from '../../src/queue/types.js';
 
 const T0 = Date.parse('2026-03-01T12:00:00.000Z');
@@ -52,20 +53,10 @@ const limits = (concurrency: number, perTarget: Record<string, number> = {}, doc
 const pick = (queued: Candidate[], running: Candidate[], l: Limits, now = 0): string[] =>
   pickRunnable({ queued, running, limits: l, now: new Date(T0 + now), aging: AGING }).map((j) => j.id);
 
-/** A deterministic random source (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('pickRunnable: limits', () => {
   it.each([1, 2, 3])('never exceeds concurrency 4, 1 per target, 2 on Docker, one per mandate over 200 random jobs (seed %i)', (seed) => {
-    const random = seeded(seed);
+    const random = mulberry32(seed);
     const targets = ['local', 's3', 'nas', 'b2', 'sftp'];
     const l = limits(4, { local: 1, s3: 1, nas: 1, b2: 1, sftp: 1 }, 2);
     const queued: Candidate[] = [];
