@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'RESTORE_FAILED'
   | 'VERIFY_FAILED'
   | 'DRILL_FAILED'
+  | 'CHECK_FAILED'
   | 'TARGET_NOT_FOUND'
   | 'MANIFEST_INVALID'
   | 'BACKUP_NOT_FOUND'
@@ -35,6 +36,8 @@ export type ErrorCode =
   | 'JOB_INTERRUPTED'
   | 'DAEMON_UNREACHABLE'
   | 'API_BAD_REQUEST'
+  | 'API_UNAUTHORIZED'
+  | 'API_FORBIDDEN'
   | 'STATE_INVALID'
   | 'STATE_LOCKED'
   | 'INTERNAL';
@@ -129,6 +132,8 @@ export const RETRY_CLASS: Record<ErrorCode, 'transient' | 'permanent' | 'cause'>
   RESTORE_FAILED: 'permanent',
   VERIFY_FAILED: 'permanent',
   DRILL_FAILED: 'cause',
+  // `backer mandates test`: a check's answer (bad credentials, unwritable target), never retried.
+  CHECK_FAILED: 'permanent',
   TARGET_NOT_FOUND: 'permanent',
   MANIFEST_INVALID: 'permanent',
   BACKUP_NOT_FOUND: 'permanent',
@@ -137,6 +142,8 @@ export const RETRY_CLASS: Record<ErrorCode, 'transient' | 'permanent' | 'cause'>
   JOB_CANCELLED: 'permanent',
   DAEMON_UNREACHABLE: 'transient',
   API_BAD_REQUEST: 'permanent',
+  API_UNAUTHORIZED: 'permanent',
+  API_FORBIDDEN: 'permanent',
   STATE_INVALID: 'permanent',
   STATE_LOCKED: 'permanent',
   // The stall watchdog stopped a hung job: a hung dump would most likely hang again.

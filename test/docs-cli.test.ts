@@ -46,7 +46,7 @@ describe('README command reference', () => {
   it('documents every exit code the CLI prints', async () => {
     const help = (await cli(['--help'])).stdout;
     const codes = [...help.matchAll(/^ {2}(\d) {2}/gm)].map((m) => m[1] ?? '');
-    expect(codes).toEqual(['0', '1', '2', '3', '4', '5']);
+    expect(codes).toEqual(['0', '1', '2', '3', '4', '5', '6']);
     for (const code of codes) expect(readme).toContain(`\`${code}\` `);
   });
 });

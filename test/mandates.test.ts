@@ -73,6 +73,8 @@ describe('skipped mandates', () => {
         origin: 'labels',
         container: BAD,
         problems: [{ where: `container ${BAD} label backer.interval`, message: expect.stringMatching(/cron/) as unknown }],
+        status: 'skipped',
+        last_backup: null,
       });
       expect(reply?.mandates.map((m) => m.name)).toContain('mandates-files');
       expect(reply?.mandates.map((m) => m.name)).not.toContain(BAD);
@@ -94,10 +96,10 @@ describe('skipped mandates', () => {
 
       const list = await run(['mandates', 'list']);
       expect(list.code).toBe(0);
-      expect(list.stdout).toMatch(/^NAME\s+TYPE\s+CONTAINER\s+INTERVAL\s+NEXT_RUN\s+NEXT_VERIFY\s+TARGETS\s+STATE$/m);
-      expect(list.stdout).toMatch(/^mandates-files\s+files\s+-\s+0 0 29 2 \*\s+\S+\s+-\s+local\s+ok$/m);
+      expect(list.stdout).toMatch(/^NAME\s+TYPE\s+CONTAINER\s+INTERVAL\s+NEXT_RUN\s+NEXT_VERIFY\s+TARGETS\s+LAST_BACKUP\s+AGE\s+STATUS$/m);
+      expect(list.stdout).toMatch(/^mandates-files\s+files\s+-\s+0 0 29 2 \*\s+\S+\s+-\s+local\s+-\s+-\s+never_succeeded$/m);
       const row = list.stdout.split('\n').find((l) => l.startsWith(BAD)) ?? '';
-      expect(row).toMatch(new RegExp(`^${BAD}\\s+-\\s+${BAD}\\s+-\\s+-\\s+-\\s+-\\s+skipped: container ${BAD} label backer.interval: .*cron`));
+      expect(row).toMatch(new RegExp(`^${BAD}\\s+-\\s+${BAD}\\s+-\\s+-\\s+-\\s+-\\s+-\\s+-\\s+skipped: container ${BAD} label backer.interval: .*cron`));
 
       const json = await run(['mandates', 'list', '--json']);
       expect(json.code).toBe(0);

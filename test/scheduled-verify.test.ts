@@ -210,7 +210,7 @@ describe('scheduled verification through the daemon', () => {
 
 function spec(name: string, verify: MandateSpec['verify']): MandateSpec {
   const source = { type: 'files', container: null, options: {} };
-  return { name, origin: 'config', source, interval: NEVER, targets: ['local'], middleware: [], retention: 1, priority: 5, name_pattern: '<DATE>', verify };
+  return { name, origin: 'config', source, interval: NEVER, targets: ['local'], middleware: [], retention: 1, priority: 5, name_pattern: '<DATE>', verify, alerts: { max_age_ms: null, min_size_bytes: null, size_change_percent: null } };
 }
 
 describe('the scheduler', () => {

@@ -10,6 +10,10 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   FORGET_REFUSED: 409,
   TARGET_NOT_FOUND: 404,
   API_BAD_REQUEST: 400,
+  // Over TCP: no bearer token, or one no `api.tokens` entry has.
+  API_UNAUTHORIZED: 401,
+  // The token's scope is too small for the route.
+  API_FORBIDDEN: 403,
   USAGE_INVALID: 400,
   // A restore's preflight found a problem with the destination, a key, a tool: nothing was touched.
   RESTORE_REFUSED: 409,

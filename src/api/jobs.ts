@@ -1,6 +1,4 @@
-import type { Hono } from 'hono';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { z } from 'zod';
+import { z } from '@hono/zod-openapi';
 import { BackerError } from '../errors.js';
 import { VERIFY_LEVELS } from '../manifests/verification.js';
 import type { MandateSpec } from '../mandates/types.js';
@@ -9,8 +7,8 @@ import type { RestoreResult } from '../pipeline/run-restore.js';
 import { parseSubset } from '../pipeline/run-verify.js';
 import type { AnyJob, JobKind } from '../queue/types.js';
 import type { ApiDeps } from './app.js';
-
-type Json = (body: unknown, status?: ContentfulStatusCode) => Response;
+import { audit, defineRoute, type ApiApp, type Json } from './route.js';
+import { errors, jobReplySchema, jobsReplySchema, jsonContent } from './schemas.js';
 
 /** What the restore routes need from the daemon to answer at once (a dry run, a refusal). */
 export interface RestorePlanner {
@@ -34,28 +32,55 @@ function badRequest(message: string): BackerError {
   return new BackerError('API_BAD_REQUEST', message, { component: 'api' });
 }
 
-async function body<T extends z.ZodType>(request: Request, schema: T): Promise<z.output<T>> {
-  const raw: unknown = await request.json().catch(() => {
-    throw badRequest('the body must be a JSON object');
-  });
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw badRequest(`invalid request: ${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'schema mismatch'}`);
-  }
-  return parsed.data;
-}
-
 function jobOfKind(deps: ApiDeps, id: string, kinds: readonly JobKind[]): AnyJob {
   const job = deps.queue.get(id);
   if (!job || !kinds.includes(job.kind)) throw new BackerError('JOB_NOT_FOUND', `no ${kinds.join(' or ')} job ${id}`, { component: 'api', details: { job: id } });
   return job;
 }
 
+const idParams = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, description: 'the job id' }) });
+const restorePlanSchema = z.object({ plan: z.record(z.string(), z.unknown()) }).openapi('RestorePlan');
+
+const restoreRoute = defineRoute('admin', {
+  method: 'post',
+  path: '/v1/restores',
+  summary: 'Restore a backup (a job), or plan it (`dry_run`: nothing is touched)',
+  request: { body: { content: { 'application/json': { schema: restoreParamsSchema.openapi('RestoreRequest') } }, required: true } },
+  responses: {
+    200: jsonContent(restorePlanSchema, 'The plan of a dry run'),
+    202: jsonContent(jobReplySchema, 'The queued restore job'),
+    ...errors(400, 401, 403, 404, 409, 500),
+  },
+});
+
+const restoreJobRoute = defineRoute('read', {
+  method: 'get',
+  path: '/v1/restores/{id}',
+  summary: 'A restore job',
+  request: { params: idParams },
+  responses: { 200: jsonContent(jobReplySchema, 'The job'), ...errors(401, 403, 404) },
+});
+
+const verificationRoute = defineRoute('operate', {
+  method: 'post',
+  path: '/v1/verifications',
+  summary: 'Verify backups (a verify or drill job per mandate)',
+  request: { body: { content: { 'application/json': { schema: verificationRequestSchema.openapi('VerificationRequest') } }, required: true } },
+  responses: { 202: jsonContent(jobsReplySchema, 'The queued jobs'), ...errors(400, 401, 403, 404, 409) },
+});
+
+const verificationJobRoute = defineRoute('read', {
+  method: 'get',
+  path: '/v1/verifications/{id}',
+  summary: 'A verify or drill job',
+  request: { params: idParams },
+  responses: { 200: jsonContent(jobReplySchema, 'The job'), ...errors(401, 403, 404) },
+});
+
 /** Restores and verifications: thin handlers that validate, enqueue under the mandate's lock, return the job. */
-export function registerJobRoutes(app: Hono, deps: ApiDeps, json: Json): void {
-  app.post('/v1/restores', async (c) => {
-    const params = await body(c.req.raw, restoreParamsSchema);
+export function registerJobRoutes(app: ApiApp, deps: ApiDeps, json: Json): void {
+  app.openapi(restoreRoute, async (c) => {
+    const params = c.req.valid('json');
     const mandate = deps.services.mandate(params.mandate);
     // What can be refused from the request alone is refused now, not as a failed job later.
     parseDestination(params.to, mandate.source.type, mandate.source.container);
@@ -64,13 +89,15 @@ export function registerJobRoutes(app: Hono, deps: ApiDeps, json: Json): void {
     parseDatabaseMap(params.databases, mandate.source.type, planner.hasDatabases(mandate.source.type));
     if (params.dry_run) return json({ plan: await planner.plan(mandate, params) });
     const { mandate: name, ...rest } = params;
-    return json({ job: deps.queue.submit({ kind: 'restore', mandate: name, trigger: 'api', params: rest }) }, 202);
+    const job = deps.queue.submit({ kind: 'restore', mandate: name, trigger: 'api', params: rest });
+    audit(c, 'restore', { mandate: name, backup: rest.backup, to: rest.to, job: job.id });
+    return json({ job }, 202);
   });
 
-  app.get('/v1/restores/:id', (c) => json({ job: jobOfKind(deps, c.req.param('id'), ['restore']) }));
+  app.openapi(restoreJobRoute, (c) => json({ job: jobOfKind(deps, c.req.valid('param').id, ['restore']) }));
 
-  app.post('/v1/verifications', async (c) => {
-    const params = await body(c.req.raw, verificationRequestSchema);
+  app.openapi(verificationRoute, (c) => {
+    const params = c.req.valid('json');
     if (params.subset !== undefined) parseSubset(params.subset);
     if (params.backup !== undefined && params.mandate === undefined) throw badRequest('backup needs mandate');
     const names = params.mandate === undefined ? deps.services.discovery.current().mandates.map((m) => m.name) : [deps.services.mandate(params.mandate).name];
@@ -80,5 +107,5 @@ export function registerJobRoutes(app: Hono, deps: ApiDeps, json: Json): void {
     return json({ jobs }, 202);
   });
 
-  app.get('/v1/verifications/:id', (c) => json({ job: jobOfKind(deps, c.req.param('id'), ['verify', 'drill']) }));
+  app.openapi(verificationJobRoute, (c) => json({ job: jobOfKind(deps, c.req.valid('param').id, ['verify', 'drill']) }));
 }

@@ -1,14 +1,16 @@
-import type { Hono } from 'hono';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { z } from 'zod';
+import { z } from '@hono/zod-openapi';
 import { BackerError } from '../errors.js';
 import type { MandateSpec } from '../mandates/types.js';
 import type { Queue } from '../queue/queue.js';
 import { emptyStats } from '../queue/stats.js';
 import { JOB_KINDS, JOB_STATES, type AnyJob } from '../queue/types.js';
 import type { ApiDeps } from './app.js';
+import { mandateHealthDetail, mandateListing } from './mandate-status.js';
+import { defineRoute, validationError, type ApiApp, type Json } from './route.js';
+import { errors, jobEventSchema, jobReplySchema, jobSchema, jsonContent, mandateDetailSchema, mandateListSchema, queueStatsSchema } from './schemas.js';
 
-type Json = (body: unknown, status?: ContentfulStatusCode) => Response;
+const jobsPageSchema = z.object({ jobs: z.array(jobSchema), total: z.number().int(), limit: z.number().int(), offset: z.number().int() }).openapi('JobsPage');
+const jobDetailSchema = z.object({ job: jobSchema, history: z.array(jobEventSchema) }).openapi('JobDetail');
 
 /** Jobs a page holds when `limit` is not given, and at most. */
 export const JOBS_LIMIT_DEFAULT = 50;
@@ -53,13 +55,7 @@ const emptyQuerySchema = z.object({}).strict();
 export function parseQuery<T extends z.ZodType>(query: Record<string, string>, schema: T): z.output<T> {
   const parsed = schema.safeParse(query);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (issue?.code === 'unrecognized_keys') {
-    const names = issue.keys.join(', ');
-    throw new BackerError('API_BAD_REQUEST', `unknown query parameter ${names}`, { component: 'api', details: { parameter: names } });
-  }
-  const name = String(issue?.path[0] ?? 'query');
-  throw new BackerError('API_BAD_REQUEST', `query parameter ${name}: ${issue?.message ?? 'invalid'}`, { component: 'api', details: { parameter: name } });
+  throw validationError('query', parsed.error);
 }
 
 /** A mandate as `GET /v1/mandates` lists it (never its source options: they may hold secrets). */
@@ -116,46 +112,94 @@ function mustGetJob(queue: Queue, id: string): AnyJob {
   return job;
 }
 
+const nameParams = z.object({ name: z.string().min(1).openapi({ param: { name: 'name', in: 'path' }, description: 'the mandate' }) });
+const idParams = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, description: 'the job id' }) });
+
+const mandatesRoute = defineRoute('read', {
+  method: 'get',
+  path: '/v1/mandates',
+  summary: 'Every mandate with its next runs, the skipped ones with their problems',
+  responses: { 200: jsonContent(mandateListSchema, 'Mandates, skipped mandates, config problems'), ...errors(401, 403) },
+});
+
+const mandateRoute = defineRoute('read', {
+  method: 'get',
+  path: '/v1/mandates/{name}',
+  summary: 'One mandate: settings, next runs, stats kept across restarts, recent jobs',
+  request: { params: nameParams, query: emptyQuerySchema },
+  responses: { 200: jsonContent(mandateDetailSchema, 'The mandate'), ...errors(400, 401, 403, 404, 409) },
+});
+
+const backupNowRoute = defineRoute('operate', {
+  method: 'post',
+  path: '/v1/mandates/{name}/backups',
+  summary: 'Queue a backup of the mandate now',
+  request: { params: nameParams },
+  responses: { 202: jsonContent(jobReplySchema, 'The queued job'), ...errors(401, 403, 404, 409) },
+});
+
+const jobsRoute = defineRoute('read', {
+  method: 'get',
+  path: '/v1/jobs',
+  summary: 'Jobs, newest first, filtered and paged',
+  request: { query: jobsQuerySchema },
+  responses: { 200: jsonContent(jobsPageSchema, 'One page of jobs'), ...errors(400, 401, 403) },
+});
+
+const jobRoute = defineRoute('read', {
+  method: 'get',
+  path: '/v1/jobs/{id}',
+  summary: 'One job and its history; `?wait=S` waits up to S seconds for it to end',
+  request: { params: idParams, query: jobQuerySchema },
+  responses: { 200: jsonContent(jobDetailSchema, 'The job and its events'), ...errors(400, 401, 403, 404) },
+});
+
+const cancelRoute = defineRoute('operate', {
+  method: 'post',
+  path: '/v1/jobs/{id}/cancel',
+  summary: 'Cancel a queued or running job',
+  request: { params: idParams },
+  responses: { 200: jsonContent(jobReplySchema, 'The job'), ...errors(401, 403, 404, 409) },
+});
+
+const queueStatsRoute = defineRoute('read', {
+  method: 'get',
+  path: '/v1/queue/stats',
+  summary: 'Running, queued and retrying jobs, waits, failures of the last 24 h, overloaded mandates',
+  request: { query: emptyQuerySchema },
+  responses: { 200: jsonContent(queueStatsSchema, 'Queue figures'), ...errors(400, 401, 403) },
+});
+
 /** Mandates, jobs and the queue: thin handlers that validate, ask the queue or the scheduler, return JSON. */
-export function registerOperationRoutes(app: Hono, deps: ApiDeps, json: Json): void {
-  app.get('/v1/mandates', () => {
-    const snapshot = deps.services.discovery.current();
-    return json({
-      mandates: snapshot.mandates.map((m) => mandateJson(m, deps.scheduler.nextRun(m.name), deps.scheduler.nextRun(m.name, 'verify'))),
-      skipped: snapshot.skipped,
-      problems: snapshot.problems,
-      docker_error: snapshot.docker_error,
-    });
+export function registerOperationRoutes(app: ApiApp, deps: ApiDeps, json: Json): void {
+  // Status, health and last backup of each mandate: src/api/mandate-status.ts.
+  app.openapi(mandatesRoute, () => json(mandateListing(deps, mandateJson)));
+
+  app.openapi(mandateRoute, (c) => {
+    const mandate = deps.services.mandate(c.req.valid('param').name);
+    return json({ ...mandateDetail(deps, mandate), ...mandateHealthDetail(deps, mandate.name) });
   });
 
-  app.get('/v1/mandates/:name', (c) => {
-    parseQuery(c.req.query(), emptyQuerySchema);
-    return json(mandateDetail(deps, deps.services.mandate(c.req.param('name'))));
-  });
-
-  app.post('/v1/mandates/:name/backups', (c) => {
-    const mandate = deps.services.mandate(c.req.param('name'));
+  app.openapi(backupNowRoute, (c) => {
+    const mandate = deps.services.mandate(c.req.valid('param').name);
     return json({ job: deps.queue.enqueue(mandate.name, 'api') }, 202);
   });
 
-  app.get('/v1/jobs', (c) => {
-    const query = parseQuery(c.req.query(), jobsQuerySchema);
+  app.openapi(jobsRoute, (c) => {
+    const query = c.req.valid('query');
     const { jobs, total } = deps.queue.page(query);
     return json({ jobs, total, limit: query.limit, offset: query.offset });
   });
 
-  app.get('/v1/jobs/:id', async (c) => {
-    const id = c.req.param('id');
-    const { wait } = parseQuery(c.req.query(), jobQuerySchema);
+  app.openapi(jobRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const { wait } = c.req.valid('query');
     mustGetJob(deps.queue, id);
     const job = wait === undefined ? mustGetJob(deps.queue, id) : await waitForJob(deps.queue, id, wait * 1000, c.req.raw.signal);
     return json({ job, history: deps.queue.history(id) });
   });
 
-  app.post('/v1/jobs/:id/cancel', (c) => json({ job: deps.queue.cancel(c.req.param('id')) }));
+  app.openapi(cancelRoute, (c) => json({ job: deps.queue.cancel(c.req.valid('param').id) }));
 
-  app.get('/v1/queue/stats', (c) => {
-    parseQuery(c.req.query(), emptyQuerySchema);
-    return json(deps.queue.stats());
-  });
+  app.openapi(queueStatsRoute, () => json(deps.queue.stats()));
 }

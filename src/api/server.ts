@@ -1,10 +1,12 @@
-import { chmod, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { connect } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
-import type { Hono } from 'hono';
-import { BackerError } from '../errors.js';
+import { BackerError, describeError } from '../errors.js';
+import type { ApiConfig } from './config.js';
+import type { ApiApp } from './route.js';
 
 /** Whether something accepts connections on the socket (a live daemon, not a stale file). */
 function answers(socketPath: string): Promise<boolean> {
@@ -71,7 +73,7 @@ export interface ApiServer {
 }
 
 /** Serves the API on a unix socket (mode 0660: the owner and its group may use the CLI). */
-export function createApiServer(app: Hono, socketPath: string): ApiServer {
+export function createApiServer(app: Pick<ApiApp, 'fetch'>, socketPath: string): ApiServer {
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   let started = false;
   return {
@@ -95,6 +97,66 @@ export function createApiServer(app: Hono, socketPath: string): ApiServer {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await rm(socketPath, { force: true });
+    },
+  };
+}
+
+export interface TcpApiServer extends ApiServer {
+  /** `http://HOST:PORT` or `https://…` once started (the real port when the config said 0). */
+  url(): string;
+}
+
+function listenTcp(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+async function readPem(path: string, key: 'cert_file' | 'key_file'): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new BackerError('CONFIG_INVALID', `api.tls.${key}: cannot read ${path}: ${describeError(err)}`, { component: 'api', details: { path }, cause: err, permanent: true });
+  }
+}
+
+/**
+ * The same app over TCP (`api.listen`), HTTPS with `api.tls`. Its requests are marked `transport:
+ * tcp`: they need a bearer token except on public routes (src/api/auth.ts).
+ */
+export function createTcpApiServer(app: Pick<ApiApp, 'fetch'>, config: Pick<ApiConfig, 'listen' | 'tls'> & { listen: NonNullable<ApiConfig['listen']> }): TcpApiServer {
+  let server: Server | undefined;
+  const { host, port } = config.listen;
+  const fetch = (request: Request, env: object): Response | Promise<Response> => app.fetch(request, { ...env, transport: 'tcp' });
+  return {
+    async start() {
+      if (config.tls === null) server = createAdaptorServer({ fetch }) as Server;
+      else {
+        const serverOptions = { cert: await readPem(config.tls.cert_file, 'cert_file'), key: await readPem(config.tls.key_file, 'key_file') };
+        server = createAdaptorServer({ fetch, createServer: createHttpsServer, serverOptions }) as Server;
+      }
+      try {
+        await listenTcp(server, host, port);
+      } catch (err) {
+        server = undefined;
+        throw new BackerError('CONFIG_INVALID', `api.listen ${host}:${port}: cannot listen: ${describeError(err)}`, { component: 'api', details: { host, port }, cause: err, permanent: true });
+      }
+    },
+    url() {
+      const address = server?.address() as AddressInfo | null | undefined;
+      const where = address?.family === 'IPv6' ? `[${address.address}]` : (address?.address ?? host);
+      return `${config.tls === null ? 'http' : 'https'}://${where}:${address?.port ?? port}`;
+    },
+    async close() {
+      const current = server;
+      server = undefined;
+      if (current === undefined) return;
+      current.closeAllConnections();
+      await new Promise<void>((resolve) => current.close(() => resolve()));
     },
   };
 }

@@ -13,6 +13,8 @@ export const EXIT = {
   NOT_FOUND: 4,
   /** A restore was refused before anything was touched (destination, tools, keys, or the backup's hashes); a state reset while a daemon runs. */
   REFUSED: 5,
+  /** The API refused the token: missing or unknown (401), or its scope is too small (403). */
+  UNAUTHORIZED: 6,
 } as const;
 
 export const EXIT_HELP = `
@@ -23,7 +25,8 @@ Exit codes:
   3  the daemon is not reachable on its API socket
   4  mandate, job or backup not found
   5  restore refused before anything was touched (destination, tools, keys, or the backup's hashes);
-     state reset refused while a daemon uses the data_dir`;
+     state reset refused while a daemon uses the data_dir
+  6  the API refused the token (--url): missing or unknown, or its scope is too small`;
 
 const BY_CODE: Partial<Record<ErrorCode, number>> = {
   CONFIG_INVALID: EXIT.USAGE,
@@ -38,6 +41,8 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   TARGET_NOT_FOUND: EXIT.NOT_FOUND,
   RESTORE_REFUSED: EXIT.REFUSED,
   STATE_LOCKED: EXIT.REFUSED,
+  API_UNAUTHORIZED: EXIT.UNAUTHORIZED,
+  API_FORBIDDEN: EXIT.UNAUTHORIZED,
 };
 
 export function exitCodeFor(err: unknown): number {

@@ -1,12 +1,12 @@
 import type { AnyJob } from '../queue/types.js';
-import { callApi } from './client.js';
+import { callApi, type Endpoint } from './client.js';
 import { formatBytes } from './output.js';
 
 /**
  * Follows a job until it ends. On a terminal the progress is one bar redrawn in place (bytes,
  * rate, ETA from the total when known); otherwise a plain line every few seconds, for logs.
  */
-export async function followJob(socket: string, first: AnyJob, quiet: boolean): Promise<AnyJob> {
+export async function followJob(socket: Endpoint, first: AnyJob, quiet: boolean): Promise<AnyJob> {
   let job = first;
   const tty = process.stderr.isTTY && !quiet;
   const started = Date.now();

@@ -8,9 +8,13 @@ import { configSchemaCommand } from './commands/config-schema.js';
 import { daemonCommand } from './commands/daemon.js';
 import { demoCommand } from './commands/demo.js';
 import { healthCommand } from './commands/health.js';
+import { notifyTestCommand } from './commands/notify.js';
 import { mandatesListCommand } from './commands/mandates.js';
+import { mandatesTestCommand } from './commands/mandate-test.js';
 import { registerOperationCommands } from './commands/operations-cli.js';
 import { restoreCommand, type RestoreOptions } from './commands/restore.js';
+import { tokenCreateCommand, type TokenCreateOptions } from './commands/token.js';
+import { targetsListCommand, targetsShowCommand } from './commands/targets.js';
 import { retentionPlanCommand, type RetentionPlanOptions } from './commands/retention.js';
 import { stateResetCommand, stateShowCommand, type StateResetOptions } from './commands/state.js';
 import { verifyCommand, type VerifyOptions } from './commands/verify.js';
@@ -62,6 +66,8 @@ const program = new Command('backer')
   .option('-c, --config <file>', 'config file (default: $BACKER_CONFIG, else ./backer.yml)')
   .option('--demo', 'use the embedded demo config instead of a file')
   .option('--json', 'machine-readable output')
+  .option('--url <url>', "the daemon's API over TCP, http(s)://HOST:PORT (default: $BACKER_URL, else the config's socket)")
+  .option('--token-file <file>', 'file holding the bearer token for --url (default: $BACKER_TOKEN_FILE)')
   .addHelpText('after', EXIT_HELP)
   .showHelpAfterError()
   // With --json a usage error is reported once, as JSON, by the catch at the end.
@@ -146,9 +152,22 @@ state
 const mandates = program.command('mandates').description('mandates known to the running daemon');
 mandates
   .command('list')
-  .description('every mandate with its schedule and targets, and the skipped ones with their problems')
+  .description('every mandate with its schedule, targets, last backup and status, and the skipped ones with their problems')
   .action(run(mandatesListCommand));
 registerOperationCommands(program, mandates, run);
+const mandateTest = mandates
+  .command('test')
+  .description('run every check a backup of MANDATE needs (container, dump tool, credentials, targets, middleware) through the daemon; stores nothing; exit 0 only if all pass')
+  .argument('<mandate>', 'mandate name')
+  .action(run((o) => mandatesTestCommand(mandateTest.args[0] ?? '', o)));
+
+const targets = program.command('targets').description('storage targets of the running daemon: usage, health, settings');
+targets.command('list').description('every target with its backups, bytes and health').action(run(targetsListCommand));
+const targetShow = targets
+  .command('show')
+  .description("one target: usage, health, settings (never credentials), the mandates that write to it")
+  .argument('<target>', 'target name')
+  .action(run((o) => targetsShowCommand(targetShow.args[0] ?? '', o)));
 
 const retention = program.command('retention').description('GFS retention of stored backups (reads the targets directly)');
 retention
@@ -157,6 +176,21 @@ retention
   .argument('<mandate>', 'mandate name')
   .option('--target <name>', 'only this target of the mandate')
   .action(run<RetentionPlanOptions>((o) => retentionPlanCommand(retention.commands.find((c) => c.name() === 'plan')?.args[0] ?? '', o)));
+
+const notify = program.command('notify').description('notification destinations (notifications: in the config file)');
+const notifyTest = notify
+  .command('test')
+  .description('send a test message to each destination (or NAME) from this process; one line per delivery, exit 0 only if all succeeded')
+  .argument('[name]', 'only this destination')
+  .action(run((o) => notifyTestCommand(notifyTest.args[0], o)));
+
+const token = program.command('token').description('bearer tokens of the API over TCP (api.tokens)');
+const tokenCreate = token
+  .command('create')
+  .description('print a new random token once, and the api.tokens line (its SHA-256 and scope) to add to the config')
+  .argument('<name>', 'the token\'s name (shown in audit log lines)')
+  .requiredOption('--scope <scope>', 'read | operate | admin')
+  .action(run<TokenCreateOptions>((o) => tokenCreateCommand(tokenCreate.args[0] ?? '', o)));
 
 const config = program.command('config').description('configuration tools');
 config

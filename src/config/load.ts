@@ -8,6 +8,8 @@ import { resolveMandateRefs } from './mandate-refs.js';
 import { parseBoolean } from './boolean.js';
 import { invalidRefsFrom, issuePath, NO_INVALID_REFS, problemsFromZod, UNKNOWN_REFS, whereIn, type ConfigProblem, type InvalidRefs } from './problems.js';
 import { configSchema, type BackerConfig, type ParsedConfig } from './schema.js';
+import { resolveNotifications } from '../notify/config.js';
+import { resolveApiTransport } from '../api/config.js';
 
 /** Config files looked for in the working directory when neither --config nor BACKER_CONFIG is given. */
 export const DEFAULT_CONFIG_FILES = ['backer.yml', 'backer.yaml'] as const;
@@ -202,8 +204,9 @@ function resolveConfig(parsed: ParsedConfig, env: Env, baseDir: string, fileLabe
     ...parsed,
     data_dir: dataDir,
     docker: { ...parsed.docker, socket_path: dockerSocket(parsed, env, baseDir, fileLabel, problems) },
-    api: { socket: apiSocket(parsed, dataDir, baseDir, fileLabel, problems) },
+    api: { socket: apiSocket(parsed, dataDir, baseDir, fileLabel, problems), ...resolveApiTransport(parsed.api, baseDir, fileLabel, problems) },
     targets,
+    notifications: resolveNotifications(parsed.notifications, baseDir, fileLabel, problems),
   };
 }
 

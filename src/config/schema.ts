@@ -10,6 +10,11 @@ import { VERIFY_LEVELS } from '../manifests/verification.js';
 import { checkCron } from './cron.js';
 import { durationSchema } from './duration.js';
 import { nameSchema, withJsonSchema } from './schema-kit.js';
+import { metricsConfigSchema } from '../metrics/schema.js';
+import { statusConfigSchema } from '../status/schema.js';
+import { notificationSchema, type NotificationConfig } from '../notify/schema.js';
+import { sentryConfigSchema } from '../sentry/schema.js';
+import { listenSchema, tlsConfigSchema, tokenConfigSchema, type ApiConfig } from '../api/config.js';
 
 // Each plugin owns its options schema (src/targets/<type>.schema.ts, src/middleware/<type>.schema.ts);
 // the config keeps the file-level keys and assembles the plugins' schemas into its unions. Only the
@@ -73,6 +78,12 @@ export const apiConfigSchema = z
   .object({
     /** Unix socket of the API, relative to the config file's directory. Default: `<data_dir>/backer.sock`. */
     socket: z.string().min(1).optional(),
+    /** `HOST:PORT`: also serve the API over TCP (src/api/config.ts). Default: off (the unix socket only). */
+    listen: listenSchema.optional(),
+    /** `{cert_file, key_file}`: serve the TCP listener over HTTPS. Default: plain HTTP. */
+    tls: tlsConfigSchema.optional(),
+    /** Bearer tokens accepted over TCP: `{name, token_sha256 | token_file, scope: read|operate|admin}`. Default: none. */
+    tokens: z.array(tokenConfigSchema).default([]),
   })
   .strict();
 
@@ -265,6 +276,8 @@ export const configSchema = z
     docker: dockerConfigSchema.prefault({}),
     /** Default: socket `<data_dir>/backer.sock`. */
     api: apiConfigSchema.prefault({}),
+    /** Prometheus metrics: `GET /metrics` on the API, and `listen` (loopback, no auth). Default: no listen. */
+    metrics: metricsConfigSchema.prefault({}),
     /** Default: concurrency 2, 3 retries from 30s up to 15m apart, stall timeout 30m, aging 10m. */
     queue: queueConfigSchema.prefault({}),
     /** Missed scheduled runs. Default: one catch-up run within 24h. */
@@ -275,12 +288,18 @@ export const configSchema = z
     volume: volumeConfigSchema.prefault({}),
     /** Scheduled verification defaults for every mandate. Default: no schedule, level decode. */
     verify: verifyConfigSchema.prefault({}),
+    /** Mandate status checks (src/status/schema.ts). Default: every mandate's status computed again every 1m. */
+    status: statusConfigSchema.prefault({}),
     /** Where backups are stored. Default: none. */
     targets: z.array(targetSchema).default([]),
     /** Transforms mandates can apply, by name. Default: none. */
     middleware: z.array(middlewareSchema).default([]),
     /** Static mandates by name (the YAML twin of container labels). Default: none. */
     mandates: z.record(nameSchema, staticMandateSchema).default({}),
+    /** Where to send notifications (src/notify, README "Notifications"). Default: none. */
+    notifications: z.array(notificationSchema).default([]),
+    /** Error reporting and Crons check-ins (src/sentry, README "Sentry"). Default: none. */
+    sentry: sentryConfigSchema.optional(),
   })
   .strict();
 
@@ -291,7 +310,8 @@ export type ParsedConfig = z.output<typeof configSchema>;
  * The config after load (load.ts): data_dir, api.socket, docker.socket_path and local target
  * paths are absolute, and when exactly one target exists it is the default.
  */
-export type BackerConfig = Omit<ParsedConfig, 'docker' | 'api'> & {
+export type BackerConfig = Omit<ParsedConfig, 'docker' | 'api' | 'notifications'> & {
+  notifications: NotificationConfig[];
   docker: { enabled: boolean; socket_path: string; concurrency?: number };
-  api: { socket: string };
+  api: ApiConfig;
 };

@@ -8,6 +8,16 @@ function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(`non-error value thrown: ${describeError(value)}`);
 }
 
+/** Who else hears of an escaped error (Sentry): the error, how it escaped, and the mandate it was charged to. */
+export type EscapedErrorListener = (err: Error, kind: CrashKind, mandate: string | undefined) => void;
+const listeners = new Set<EscapedErrorListener>();
+
+/** Adds a listener of escaped errors; returns the function that removes it. */
+export function onEscapedError(listener: EscapedErrorListener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
 /**
  * Handles an error that escaped every handler. Node would end the process (and with it every
  * backup in flight, and leave containers stopped for a copy): instead it is logged with its stack
@@ -23,6 +33,14 @@ export function handleEscapedError(logger: Logger, kind: CrashKind, value: unkno
     scope.fail(err);
   } else {
     logger.error(context, 'unexpected error outside any backup: the daemon goes on');
+  }
+  for (const listener of listeners) {
+    try {
+      listener(err, kind, scope?.mandate);
+    } catch (failure) {
+      // A reporter that fails must not turn one escaped error into another.
+      logger.error({ err: describeError(failure) }, 'an escaped-error listener failed');
+    }
   }
 }
 

@@ -1,5 +1,12 @@
 import { createApi } from '../api/app.js';
-import { createApiServer, type ApiServer } from '../api/server.js';
+import { testMandate } from '../checks/mandate-test.js';
+import { startSentry, type SentryReporter } from '../sentry/reporter.js';
+import { sentryOptions } from '../sentry/options.js';
+import { tokenSecrets } from '../api/config.js';
+import { createApiServer, createTcpApiServer, type ApiServer } from '../api/server.js';
+import { createMetrics } from '../metrics/metrics.js';
+import { createMetricsServer } from '../metrics/server.js';
+import { metricsListen } from '../metrics/schema.js';
 import { createLogger, SecretRegistry } from '../logging/logger.js';
 import { createQueue, type Queue } from '../queue/queue.js';
 import { createScheduler, type Scheduler } from '../scheduler/scheduler.js';
@@ -12,6 +19,9 @@ import type { JobStore } from '../queue/types.js';
 import { claimDataDir, releaseDataDir } from '../state/daemon-lock.js';
 import { openStateDb, type StateDb } from '../state/db.js';
 import { createSqliteJobStore } from '../state/job-store.js';
+import { createStatusParts } from '../status/index.js';
+import type { ReadinessProbe, StatusMonitor, TargetUsageMonitor } from '../status/types.js';
+import { createNotifier } from '../notify/notifier.js';
 import { createHistoryPruner } from './history.js';
 import { sweepTargets } from './sweep.js';
 import { createJobRunner, createRestorePlanner } from './jobs.js';
@@ -24,6 +34,10 @@ export interface Daemon {
   /** Typed job events (job.queued/started/progress/succeeded/failed/cancelled). */
   events: EventBus;
   scheduler: Scheduler;
+  /** Mandate health (src/status/monitor.ts), target usage and the daemon's readiness. */
+  status: StatusMonitor;
+  usage: TargetUsageMonitor;
+  readiness: ReadinessProbe;
   start(): Promise<void>;
   /** Stops in reverse order: API, recovery retries, scheduler, discovery, queue (running backups are aborted and cleaned up). Idempotent. */
   close(): Promise<void>;
@@ -96,15 +110,36 @@ export function createDaemon(options: DaemonOptions): Daemon {
     logger: schedulerLogger,
     paused: options.schedulesPaused ?? false,
   });
-  const services = createServices({ ...options, secrets, logger, onSnapshot: (s) => scheduler.update(s.mandates) });
   const events = createEventBus();
+  const services = createServices({
+    ...options,
+    secrets,
+    logger,
+    onSnapshot: (s) => {
+      scheduler.update(s.mandates);
+      events.emit({ type: 'mandates.changed', mandates: s.mandates.map((m) => m.name), skipped: s.skipped.map((m) => m.name) });
+    },
+  });
   const queue = createDaemonQueue(services, store, scheduler, events);
+  // Notifications listen to the bus; delivery is asynchronous and never blocks or fails a job.
+  const notifier = createNotifier({ config: options.config, events, secrets, logger, state, mandateTargets: (m) => services.discovery.current().mandates.find((x) => x.name === m)?.targets ?? [] });
   const history = createHistoryPruner(store, options.config.state.history_days, services.logger.child({ component: 'state' }));
   let started!: { resolve: () => void; reject: (err: unknown) => void };
   const ready = new Promise<void>((resolve, reject) => (started = { resolve, reject }));
   // Requests that arrive while a failed start shuts down get its error; nobody else awaits it.
   ready.catch(() => undefined);
-  const api: ApiServer = createApiServer(createApi({ services, queue, scheduler, ready, events, restores: createRestorePlanner(services) }), options.config.api.socket);
+  // `backer mandates test` runs are cut short when the daemon stops.
+  const checksAbort = new AbortController();
+  const statusParts = createStatusParts({ services, queue, events, state });
+  const { status, usage, readiness } = statusParts;
+  const metrics = createMetrics({ queue, discovery: services.discovery, scheduler, events, status, usage, readiness });
+  const metricsAt = metricsListen(options.config.metrics);
+  const metricsServer = metricsAt === null ? null : createMetricsServer(metrics, metricsAt, services.logger.child({ component: 'metrics' }));
+  const apiConfig = options.config.api;
+  for (const raw of tokenSecrets(apiConfig.tokens)) secrets.add(raw);
+  const apiApp = createApi({ services, queue, scheduler, ready, events, restores: createRestorePlanner(services), status, usage, readiness, metrics, checks: (name) => testMandate(services.mandate(name), services.pipeline, checksAbort.signal), logger: services.logger.child({ component: 'api' }), tokens: apiConfig.tokens });
+  const api: ApiServer = createApiServer(apiApp, apiConfig.socket);
+  const tcpApi = apiConfig.listen === null ? null : createTcpApiServer(apiApp, { listen: apiConfig.listen, tls: apiConfig.tls });
   const recovery = createRecovery({
     docker: services.docker,
     dir: stoppedContainersDir(options.config.data_dir),
@@ -112,16 +147,26 @@ export function createDaemon(options: DaemonOptions): Daemon {
   });
   let closing: Promise<void> | undefined;
 
+  let sentry: SentryReporter | undefined;
+
   async function startInOrder(): Promise<void> {
+    // First: errors of the rest of the start are reported too.
+    if (options.config.sentry !== undefined) sentry = await startSentry(sentryOptions(services, events, options.config.sentry));
     await api.start();
+    await tcpApi?.start();
+    if (tcpApi) services.logger.info({ component: 'api', url: tcpApi.url(), tokens: apiConfig.tokens.length }, `API listening on ${tcpApi.url()}`);
+    await metricsServer?.start();
     // Before any backup can run: containers a killed run left stopped start again, its helpers go.
     await recovery.start();
     // Temp files and unfinished uploads of runs that died with their process; orphans are reported.
     await sweepTargets(services.targets, services.logger.child({ component: 'sweep' }), processStart);
     history.start();
     // Jobs left queued by the previous process need their mandates: discovery first.
+    notifier.start();
     await services.discovery.start();
     queue.start();
+    // Mandate health needs discovery's snapshot and the queue's jobs taken over.
+    statusParts.start();
     for (const m of options.runOnStart ?? []) queue.enqueue(m, 'startup');
     services.logger.info({ socket: options.config.api.socket, mandates: services.discovery.current().mandates.length }, 'backer daemon started');
   }
@@ -131,6 +176,9 @@ export function createDaemon(options: DaemonOptions): Daemon {
     queue,
     events,
     scheduler,
+    status,
+    usage,
+    readiness,
     async start() {
       try {
         await startInOrder();
@@ -143,14 +191,22 @@ export function createDaemon(options: DaemonOptions): Daemon {
     close() {
       closing ??= (async () => {
         services.logger.info('backer daemon stopping');
+        checksAbort.abort();
         await api.close();
+        await tcpApi?.close();
+        await statusParts.close();
+        await metricsServer?.close();
+        metrics.close();
         recovery.close();
         await scheduler.close();
         await queue.close();
+        await notifier.close();
         history.close();
         await services.close();
         releaseDataDir(state);
         state.close();
+        // Last: the failures of jobs that shutdown ended are sent too.
+        await sentry?.close();
         services.logger.info('backer daemon stopped');
       })();
       return closing;

@@ -11,6 +11,7 @@ import { runBackup, type BackupOptions, type BackupResult, type BackupServices }
 import { sources } from '../sources/index.js';
 import { stoppedContainersDir } from '../state/stopped-containers.js';
 import { createTarget } from '../targets/index.js';
+import { destinationSecrets } from '../notify/delivery.js';
 import type { Target } from '../targets/types.js';
 
 /** Everything a daemon or a one-shot command needs, built once from a validated config. */
@@ -43,6 +44,8 @@ export interface ServiceOptions {
 function registerConfigSecrets(config: BackerConfig, secrets: SecretRegistry): void {
   for (const t of config.targets) if (t.type === 's3' && t.secret_access_key) secrets.add(t.secret_access_key);
   for (const m of config.middleware) if (m.type === 'ccrypt') secrets.add(m.key);
+  // Notification URLs: passwords, tokens and webhook paths (src/notify).
+  for (const n of config.notifications) for (const v of destinationSecrets(n)) secrets.add(v);
   // Multi-line keys also line by line: a log line may quote one line of a key, never the whole block.
   const keyLines = (key: string | undefined): string[] => (key === undefined ? [] : [key, ...key.split(/\r?\n/).filter((l) => l.length >= 20 && !l.startsWith('-----'))]);
   for (const m of config.middleware) {

@@ -6,6 +6,7 @@ import type { BackerConfig } from '../config/schema.js';
 import { VERIFY_LEVELS, type VerifyLevel } from '../manifests/verification.js';
 import { optionalString, optionIssue } from '../sources/options-schema.js';
 import { retentionKeySchemas } from '../retention/keys.js';
+import { alertKeySchemas } from './alert-keys.js';
 
 /** Default `interval`: every day at midnight. */
 export const DEFAULT_INTERVAL = '0 0 * * *';
@@ -97,6 +98,8 @@ export function mandateKeysSchema(context: KeysContext) {
     }),
     // GFS retention (src/retention/keys.ts): `retention.keep_daily` etc.; combined with `retention` in parse.ts.
     ...retentionKeySchemas(),
+    // Status alerts (src/mandates/alert-keys.ts): max_age, min_size, size_change_alert.
+    ...alertKeySchemas(),
   });
 }
 

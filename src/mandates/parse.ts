@@ -5,6 +5,7 @@ import type { BackerConfig } from '../config/schema.js';
 import type { SourceRegistry } from '../sources/registry.js';
 import type { SourceDefinition } from '../sources/types.js';
 import { combineRetention, RETENTION_KEYS, unknownRetentionKey } from '../retention/keys.js';
+import { ALERT_KEYS } from './alert-keys.js';
 import { hostOnlyProblems } from './host-only.js';
 import { DEFAULT_INTERVAL, DEFAULT_PRIORITY, DEFAULT_RETENTION, readMandateKeys, type KeysContext } from './keys.js';
 import { parseSourceOptions } from './source-options.js';
@@ -23,7 +24,7 @@ export { DEFAULT_INTERVAL, DEFAULT_RETENTION } from './keys.js';
 export const LABEL_PREFIX = 'backer.';
 
 /** The mandate's own keys; `<type>.*` keys go to the source, `container` only in static mandates. */
-const CORE_KEYS = ['type', 'enabled', 'interval', 'target', 'middleware', 'retention', 'priority', 'name_pattern', 'verify', 'verify_level'] as const;
+const CORE_KEYS = ['type', 'enabled', 'interval', 'target', 'middleware', 'retention', 'priority', 'name_pattern', 'verify', 'verify_level', ...ALERT_KEYS] as const;
 
 export interface ParseMandateInput {
   /** The container name for labels, the YAML key for static mandates. */
@@ -102,7 +103,7 @@ function readCore(input: ParseMandateInput, add: Add): Omit<MandateSpec, 'name' 
   const context = keysContext(input);
   const schedule = readMandateKeys(input.raw, ['interval'], context, add);
   const { targets, middleware } = resolveMandateRefs(input.raw, input.config, add, input.invalidRefs);
-  const rest = readMandateKeys(input.raw, ['retention', 'priority', 'name_pattern', 'verify', 'verify_level', ...RETENTION_KEYS], context, add);
+  const rest = readMandateKeys(input.raw, ['retention', 'priority', 'name_pattern', 'verify', 'verify_level', ...RETENTION_KEYS, ...ALERT_KEYS], context, add);
   const legacy = input.raw.retention === undefined ? undefined : rest?.retention;
   const retention = combineRetention(rest ?? {}, legacy, rest?.retention ?? DEFAULT_RETENTION, add);
   // With a problem the mandate is not run: the values below are then never used.
@@ -114,6 +115,7 @@ function readCore(input: ParseMandateInput, add: Add): Omit<MandateSpec, 'name' 
     priority: rest?.priority ?? DEFAULT_PRIORITY,
     name_pattern: rest?.name_pattern ?? '',
     verify: { interval: rest?.verify ?? null, level: rest?.verify_level ?? input.config.verify.level },
+    alerts: { max_age_ms: rest?.max_age ?? null, min_size_bytes: rest?.min_size ?? null, size_change_percent: rest?.size_change_alert ?? null },
   };
 }
 

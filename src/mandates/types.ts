@@ -1,5 +1,6 @@
 import type { VerifyLevel } from '../manifests/verification.js';
 import type { RetentionRules } from '../retention/gfs.js';
+import type { MandateAlerts } from './alert-keys.js';
 
 /** A fully validated mandate: what to back up, how, where and when. */
 export interface MandateSpec {
@@ -37,6 +38,11 @@ export interface MandateSpec {
    * config's `verify` (interval none, level decode).
    */
   verify: { interval: string | null; level: VerifyLevel };
+  /**
+   * Status alerts (`max_age`, `min_size`, `size_change_alert`; src/mandates/alert-keys.ts).
+   * Default: none set (stale after 1.5 × the interval, sizes not checked).
+   */
+  alerts: MandateAlerts;
   /**
    * Where key K (`mysql.database`) of this mandate was written: `container X label backer.K` or
    * `backer.yml: mandates.NAME.K`, for problems found only at run time (an `Env:` value). Default:

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir, stat } from 'node:fs/promises';
+import { access, constants, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { z } from 'zod';
@@ -277,6 +277,19 @@ async function dump(options: FilesOptions, _target: { container: string | null }
   };
 }
 
+/** `backer mandates test`: the directory exists and Backer may list and enter it (its files are read by tar). */
+async function probePath(options: FilesOptions): Promise<string> {
+  try {
+    const info = await stat(options.path);
+    if (!info.isDirectory()) throw new Error('not a directory');
+    await access(options.path, constants.R_OK | constants.X_OK);
+    const entries = await readdir(options.path);
+    return `${options.path} readable (${entries.length} entries at the top)`;
+  } catch (err) {
+    throw new BackerError('CHECK_FAILED', `cannot read ${options.path}: ${describeError(err)}`, { component: COMPONENT, details: { path: options.path }, cause: err });
+  }
+}
+
 export const filesSource = defineSource<FilesOptions>({
   type: 'files',
   needsContainer: false,
@@ -289,4 +302,6 @@ export const filesSource = defineSource<FilesOptions>({
   planRestore: planFilesRestore,
   restore: restoreFiles,
   check: checkFiles,
+  probe: { name: 'path readable', run: (options) => probePath(options) },
+  toolsIn: 'host',
 });

@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream';
 import { BackerError } from '../errors.js';
 import { openContainerRun, type ContainerRun } from './container-run.js';
-import { CLIENT_TOOLS, COMPONENT, DUMP_TOOLS, openSession, sessionFor, type MysqlSession } from './mysql-client.js';
+import { CLIENT_TOOLS, COMPONENT, DUMP_TOOLS, openSession, query, sessionFor, type MysqlSession } from './mysql-client.js';
 import { destinationOf, planMysqlRestore, runMysqlRestore } from './mysql-restore.js';
 import { collectStats, drillChecks, dumpScanner, type MysqlStats } from './mysql-stats.js';
 import { mysqlOptions, parseDatabaseList, type MysqlOptions } from './mysql-options.js';
@@ -90,6 +90,28 @@ async function statsClient(run: ContainerRun, user: string, password: string | n
   }
 }
 
+/**
+ * `backer mandates test`: logs in as the dump would (the password in MYSQL_PWD, never argv),
+ * lists the databases, and requires the named ones to exist. Reads nothing else.
+ */
+async function probeLogin(options: MysqlOptions, target: SourceTarget, context: DumpContext): Promise<string> {
+  const run = await openContainerRun(context, target.container, COMPONENT);
+  const session = await openSession(run, options);
+  const databases = parseDatabaseList(await run.resolve(options.database), (msg) =>
+    new BackerError('LABEL_INVALID', `${optionWhere(context, run.name, 'mysql.database')}: ${msg}`, { component: COMPONENT, permanent: true }),
+  );
+  const what = `${session.tool} login as user ${JSON.stringify(session.user)}`;
+  const names = (await query(session, 'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA', 'CHECK_FAILED', what)).map((r) => r[0] ?? '');
+  const missing = databases === '*' ? [] : databases.filter((d) => !names.includes(d));
+  if (missing.length > 0) {
+    throw new BackerError('CHECK_FAILED', `container ${run.name} has no database ${missing.map((d) => JSON.stringify(d)).join(', ')}`, {
+      component: COMPONENT,
+      details: { container: run.name, missing },
+    });
+  }
+  return `${what} accepted; ${databases === '*' ? `${names.length} databases` : `database ${databases.join(', ')} present`}`;
+}
+
 export const mysqlSource = defineSource<MysqlOptions>({
   type: 'mysql',
   needsContainer: true,
@@ -104,4 +126,5 @@ export const mysqlSource = defineSource<MysqlOptions>({
     const run = await openContainerRun(context, destinationOf(request), COMPONENT);
     return drillChecks(await openSession(run, options), request);
   },
+  probe: { name: 'credentials accepted', run: probeLogin },
 });

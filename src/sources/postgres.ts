@@ -167,6 +167,25 @@ async function dump(options: PostgresOptions, target: SourceTarget, context: Dum
     : { stream, mime: 'application/vnd.postgresql.custom', extension: '.dump', info: () => sourceInfo };
 }
 
+/**
+ * `backer mandates test`: connects as the dump would (PGPASSWORD, never argv), reads the server
+ * version and requires the named databases to exist. Dumps nothing.
+ */
+async function probeLogin(options: PostgresOptions, target: SourceTarget, context: DumpContext): Promise<string> {
+  const run = await openContainerRun(context, target.container, COMPONENT);
+  const conn = await connect(run, options);
+  const databaseWhere = optionWhere(context, run.name, 'postgres.database');
+  const labelFail = (msg: string): BackerError => new BackerError('LABEL_INVALID', `${databaseWhere}: ${msg}`, { component: COMPONENT, permanent: true });
+  const requested = parseDatabaseList(await run.resolve(options.database, { execUser: conn.execUser }), labelFail);
+  try {
+    const { serverVersion, databases } = await probe(conn, requested, databaseWhere);
+    return `psql login as user ${JSON.stringify(conn.user)} accepted (PostgreSQL ${serverVersion}); ${databases.length} database(s): ${databases.join(', ')}`;
+  } catch (err) {
+    if (!(err instanceof BackerError && err.code === 'DUMP_FAILED')) throw err;
+    throw new BackerError('CHECK_FAILED', err.message, { component: COMPONENT, details: err.details });
+  }
+}
+
 export const postgresSource: SourceDefinition<PostgresOptions> = defineSource<PostgresOptions>({
   type: 'postgres',
   needsContainer: true,
@@ -178,4 +197,5 @@ export const postgresSource: SourceDefinition<PostgresOptions> = defineSource<Po
   planRestore,
   restore,
   check,
+  probe: { name: 'credentials accepted', run: probeLogin },
 });

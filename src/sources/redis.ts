@@ -5,7 +5,7 @@ import { cancelledError } from '../util/abort.js';
 import { openContainerRun } from './container-run.js';
 import { lastLines } from './docker-exec.js';
 import { parseOptions } from './options-schema.js';
-import { cliVersion, COMPONENT, connect, serverInfo, unsignalledRun, type RedisConnection, type RedisOptions, type ServerInfo } from './redis-conn.js';
+import { cliVersion, COMPONENT, connect, query, serverInfo, unsignalledRun, type RedisConnection, type RedisOptions, type ServerInfo } from './redis-conn.js';
 import { redisOptions } from './redis-options.js';
 import { RdbVerifier } from './redis-rdb.js';
 import { checkRestored, planRedisRestore, restoreRedis } from './redis-restore.js';
@@ -113,6 +113,21 @@ async function dump(options: RedisOptions, target: { container: string | null },
   };
 }
 
+/** `backer mandates test`: PING as the dump would connect (REDISCLI_AUTH, never argv); a NOAUTH or WRONGPASS reply fails. */
+async function probeLogin(options: RedisOptions, target: { container: string | null }, context: DumpContext): Promise<string> {
+  const run = await openContainerRun(context, target.container, COMPONENT);
+  const conn = await connect(options, run);
+  const reply = await query(conn, ['PING'], 'CHECK_FAILED');
+  if (reply.trim() !== 'PONG') {
+    throw new BackerError('CHECK_FAILED', `redis-cli PING in container ${run.name} answered ${JSON.stringify(lastLines(reply, 1))} instead of PONG`, {
+      component: COMPONENT,
+      details: { container: run.name },
+    });
+  }
+  const server = await serverInfo(conn, 'CHECK_FAILED');
+  return `PING answered PONG (Redis ${server.version}${options.password === null ? ', no password' : ', password accepted'})`;
+}
+
 export const redisSource = defineSource<RedisOptions>({
   type: 'redis',
   needsContainer: true,
@@ -124,4 +139,5 @@ export const redisSource = defineSource<RedisOptions>({
   planRestore: planRedisRestore,
   restore: restoreRedis,
   check: checkRestored,
+  probe: { name: 'credentials accepted', run: probeLogin },
 });

@@ -181,6 +181,32 @@ async function dump(options: SqliteOptions, target: { container: string | null }
   return { stream, mime: 'application/vnd.sqlite3', extension: '.sqlite', info: () => sourceInfo };
 }
 
+/**
+ * `backer mandates test`: opens the database read-only as the dump would (a missing file fails
+ * instead of being created) and reads its schema; the copy's directory must be writable.
+ */
+async function probeFile(options: SqliteOptions, target: { container: string | null }, context: DumpContext): Promise<string> {
+  const run = await openContainerRun(context, target.container, COMPONENT);
+  const version = await sqliteTool(run);
+  const cmd = ['sqlite3', '-init', '/dev/null', '-batch', '-bail', '-readonly', options.path, 'SELECT count(*) FROM sqlite_master;'];
+  const { exitCode, stdout, stderr } = await run.capture(cmd);
+  if (exitCode !== 0) {
+    const reason = lastLines(`${stderr}\n${stdout}`);
+    throw new BackerError('CHECK_FAILED', `sqlite3 cannot read ${options.path} in container ${run.name} (exit code ${exitCode})${reason ? `: ${reason}` : ''}`, {
+      component: COMPONENT,
+      details: { container: run.name, path: options.path, exit_code: exitCode },
+    });
+  }
+  const writable = await run.capture(['sh', '-c', 'test -d "$1" && test -w "$1"', 'sh', options.tempDir]);
+  if (writable.exitCode !== 0) {
+    throw new BackerError('CHECK_FAILED', `temp_dir ${options.tempDir} in container ${run.name} is not a writable directory (the consistent copy is made there)`, {
+      component: COMPONENT,
+      details: { container: run.name, path: options.tempDir },
+    });
+  }
+  return `${options.path} opens read-only (${stdout.trim()} schema entries, sqlite3 ${version.join('.')}); ${options.tempDir} writable`;
+}
+
 export const sqliteSource = defineSource<SqliteOptions>({
   type: 'sqlite',
   needsContainer: true,
@@ -192,4 +218,5 @@ export const sqliteSource = defineSource<SqliteOptions>({
   planRestore: planSqliteRestore,
   restore: restoreSqlite,
   check: checkSqlite,
+  probe: { name: 'database readable', run: probeFile },
 });

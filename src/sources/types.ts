@@ -105,6 +105,27 @@ export interface SourceDefinition<Options> {
    * the engine holds with the manifest's `source.stats` (recorded at dump time).
    */
   check?(options: Options, request: RestoreRequest, context: DumpContext): Promise<DrillCheck[]>;
+  /**
+   * `backer mandates test`: checks, without dumping, storing or stopping anything, that a backup
+   * could read the source now (credentials accepted, path readable).
+   */
+  probe?: SourceProbe<Options>;
+  /**
+   * Where `tools` run: `container` (the mandate's container, the default for container sources),
+   * `host` (host sources) or `helper` (a helper container Backer starts, e.g. volume).
+   */
+  toolsIn?: 'container' | 'host' | 'helper';
+}
+
+/** One check of `backer mandates test` that a source runs itself. */
+export interface SourceProbe<Options> {
+  /** The check's name in the report, e.g. `credentials accepted`. */
+  name: string;
+  /**
+   * Resolves with what was checked (`SELECT 1 as user root`); rejects with a BackerError naming
+   * what is wrong (CHECK_FAILED, TOOL_MISSING, CONTAINER_NOT_RUNNING …). Secrets only in env/stdin.
+   */
+  run(options: Options, target: SourceTarget, context: DumpContext): Promise<string>;
 }
 
 /** Where a restore writes. */

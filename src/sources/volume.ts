@@ -8,6 +8,7 @@ import { COMPONENT, createHelper, HELPER_ROOT, helperMount, inspect, removeHelpe
 import { planMounts, type MountPlan } from './volume-mounts.js';
 import { volumeOptions, type VolumeOptions } from './volume-options.js';
 import { checkVolume, planVolumeRestore, restoreVolume } from './volume-restore.js';
+import { defaultHelperImage } from './helper-image.js';
 import { endsLikeTar, TarStatsParser, tarStatsTap } from './volume-stats.js';
 
 export { HELPER_LABEL } from './volume-helper.js';
@@ -143,6 +144,24 @@ async function dump(options: VolumeOptions, target: { container: string | null }
   return { stream, mime: 'application/x-tar', extension: '.tar', info: () => ({ ...sourceInfo, stats: stats.result() }) };
 }
 
+/** `backer mandates test`: the container's mounts give something to archive, and the helper image is on the engine. */
+async function probeMounts(options: VolumeOptions, target: { container: string | null }, context: DumpContext): Promise<string> {
+  const container = target.container;
+  if (container === null) throw new BackerError('LABEL_INVALID', 'volume mandates need a container', { component: COMPONENT, permanent: true });
+  const plan = planMounts(container, (await inspect(context.docker, container)).Mounts, options.paths);
+  const image = context.settings?.volumeHelperImage ?? (await defaultHelperImage(context.docker, context.logger));
+  try {
+    await context.docker.getImage(image).inspect();
+  } catch (err) {
+    throw new BackerError('TOOL_MISSING', `helper image ${image} is not on the Docker engine: pull it (docker pull ${image}) or set volume.helper_image`, {
+      component: COMPONENT,
+      details: { image },
+      cause: err,
+    });
+  }
+  return `${plan.members.join(', ')} (helper image ${image})`;
+}
+
 export const volumeSource = defineSource<VolumeOptions>({
   type: 'volume',
   needsContainer: true,
@@ -154,4 +173,6 @@ export const volumeSource = defineSource<VolumeOptions>({
   planRestore: planVolumeRestore,
   restore: restoreVolume,
   check: checkVolume,
+  probe: { name: 'volumes readable', run: probeMounts },
+  toolsIn: 'helper',
 });

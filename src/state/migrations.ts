@@ -72,8 +72,46 @@ const v1: Migration = {
   },
 };
 
+/** The status monitor (src/status/seen-store.ts): when each mandate was first seen, its last announced status. */
+const v2: Migration = {
+  version: 2,
+  name: 'mandate status: first seen, last status',
+  up(db) {
+    db.exec(`
+      CREATE TABLE mandate_seen (
+        mandate TEXT PRIMARY KEY,
+        first_seen_at TEXT NOT NULL,
+        last_status TEXT,
+        status_changed_at TEXT
+      );
+    `);
+  },
+};
+
+/**
+ * Notifications (src/notify/dedup-store.ts): the problems (backup_failed, stale, verification_failed)
+ * each destination was told about per mandate, so a restart neither repeats nor forgets them.
+ */
+const v3: Migration = {
+  version: 3,
+  name: 'notifications: open problems per destination and mandate',
+  up(db) {
+    db.exec(`
+      CREATE TABLE notify_open (
+        destination TEXT NOT NULL,
+        mandate TEXT NOT NULL,
+        event TEXT NOT NULL,
+        since TEXT NOT NULL,
+        last_sent_at TEXT,
+        notification TEXT NOT NULL,
+        PRIMARY KEY (destination, mandate, event)
+      );
+    `);
+  },
+};
+
 /** Ordered by version; a version is never changed once released, only followed by a new one. */
-export const MIGRATIONS: readonly Migration[] = [v1];
+export const MIGRATIONS: readonly Migration[] = [v1, v2, v3];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
 

@@ -17,7 +17,7 @@ describe('parseConfigText', () => {
       data_dir: '/etc/backer/backer-data',
       log: { level: 'info', format: 'json' },
       docker: { enabled: true, socket_path: '/var/run/docker.sock' },
-      api: { socket: '/etc/backer/backer-data/backer.sock' },
+      api: { socket: '/etc/backer/backer-data/backer.sock', listen: null, tls: null, tokens: [] },
       queue: { concurrency: 2, retries: 3, retry_delay: 30_000, retry_delay_max: 900_000, stall_timeout: 1_800_000, aging: 600_000 },
       schedule: { catch_up: 'once', catch_up_window: 86_400_000 },
       state: { history_days: 90 },
@@ -25,9 +25,12 @@ describe('parseConfigText', () => {
       volume: { helper_binds: [] },
       // No interval: no scheduled verification unless a mandate asks for one.
       verify: { level: 'decode' },
+      status: { check_interval: 60_000 },
       targets: [],
       middleware: [],
       mandates: {},
+      notifications: [],
+      metrics: {},
     });
   });
 

@@ -82,6 +82,7 @@ describe('parseMandate', () => {
         priority: 5,
         name_pattern: '<DATE>-<CONTAINER_NAME>',
         verify: { interval: null, level: 'decode' },
+        alerts: { max_age_ms: null, min_size_bytes: null, size_change_percent: null },
         describe: expect.any(Function) as unknown,
       },
     });
@@ -137,7 +138,7 @@ describe('parseMandate', () => {
       { where: 'container shop-db label backer.name_pattern', message: 'unknown placeholder <HOST>; known: <DATE>, <CONTAINER_NAME>, <MANDATE>, <UUID>' },
       {
         where: 'container shop-db label backer.intervall',
-        message: 'unknown label backer.intervall (did you mean backer.interval?); known: backer.type, backer.enabled, backer.interval, backer.target, backer.middleware, backer.retention, backer.priority, backer.name_pattern, backer.verify, backer.verify_level, backer.fake.*',
+        message: 'unknown label backer.intervall (did you mean backer.interval?); known: backer.type, backer.enabled, backer.interval, backer.target, backer.middleware, backer.retention, backer.priority, backer.name_pattern, backer.verify, backer.verify_level, backer.max_age, backer.min_size, backer.size_change_alert, backer.fake.*',
       },
       { where: 'container shop-db label backer.files.root', message: 'backer.files.root is an option of source type files, but backer.type is "fake"' },
       { where: 'container shop-db label backer.fake.path', message: 'required: the path to dump' },
@@ -280,7 +281,7 @@ mandates:
     expect(parseStaticMandates(loaded.config, sources, 'backer.yml').problems).toEqual([
       {
         where: 'backer.yml: mandates.n.retension',
-        message: 'unknown key retension (did you mean retention?); known: type, enabled, interval, target, middleware, retention, priority, name_pattern, verify, verify_level, container, files.*',
+        message: 'unknown key retension (did you mean retention?); known: type, enabled, interval, target, middleware, retention, priority, name_pattern, verify, verify_level, max_age, min_size, size_change_alert, container, files.*',
       },
     ]);
   });

@@ -70,7 +70,7 @@ describe('scheduled verification on labels', () => {
     expect(fromLabels({ 'backer.verfy': '0 5 * * *' }).problems).toEqual([
       {
         where: 'container shop-db label backer.verfy',
-        message: expect.stringMatching(/^unknown label backer\.verfy \(did you mean backer\.verify\?\); known: .*backer\.verify, backer\.verify_level, backer\.redis\.\*$/) as unknown,
+        message: expect.stringMatching(/^unknown label backer\.verfy \(did you mean backer\.verify\?\); known: .*backer\.verify, backer\.verify_level, backer\.max_age, backer\.min_size, backer\.size_change_alert, backer\.redis\.\*$/) as unknown,
       },
     ]);
   });

@@ -3,6 +3,7 @@
  * it at start with a message that names the file and the way out; a second daemon on the same
  * data_dir is refused while the first keeps answering.
  */
+import { SCHEMA_VERSION } from '../../src/state/migrations.js';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -69,7 +70,7 @@ describe('backer daemon and its state.db', () => {
     raw.close();
     const daemon = spawnDaemon(env.configPath);
     expect(await exitCode(daemon)).toBe(EXIT.FAILED);
-    expect(daemon.output()).toContain(`state.db at ${statePath} has schema version 42; this Backer knows up to 1`);
+    expect(daemon.output()).toContain(`state.db at ${statePath} has schema version 42; this Backer knows up to ${SCHEMA_VERSION}`);
     const after = new Database(statePath, { readonly: true });
     expect(after.pragma('user_version', { simple: true })).toBe(42);
     after.close();

@@ -45,11 +45,10 @@ describe('state database file', () => {
     const state = openStateDb(dir, silent);
     expect(state.path).toBe(join(dir, 'state.db'));
     expect(state.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(1);
     expect(state.db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(state.db.pragma('foreign_keys', { simple: true })).toBe(1);
     const tables = state.db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((t) => t.name);
-    expect(tables).toEqual(expect.arrayContaining(['jobs', 'job_events', 'mandate_stats', 'schedule_fires', 'meta']));
+    expect(tables).toEqual(expect.arrayContaining(['jobs', 'job_events', 'mandate_stats', 'schedule_fires', 'meta', 'mandate_seen']));
     expect(statSync(state.path).mode & 0o777).toBe(0o600);
     expect(statSync(`${state.path}-wal`).mode & 0o777).toBe(0o600);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
@@ -63,14 +62,14 @@ describe('state database file', () => {
     const state = openStateDb(dir, silent);
     const store = createSqliteJobStore(state);
     expect(store.list().jobs.map((j) => j.id).sort()).toEqual([...ids].sort());
-    expect(state.db.pragma('user_version', { simple: true })).toBe(1);
+    expect(state.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     state.close();
   });
 
   it('is created and migrated once when several processes open a new file at the same time', async () => {
     const dir = newDir();
     const runs = await Promise.all(Array.from({ length: 4 }, () => capture(process.execPath, ['--import', 'tsx', OPEN_DB, dir])));
-    for (const r of runs) expect(r, r.stderr).toMatchObject({ code: 0, stdout: '1\n' });
+    for (const r of runs) expect(r, r.stderr).toMatchObject({ code: 0, stdout: `${SCHEMA_VERSION}\n` });
     const state = openStateDb(dir, silent);
     expect(state.db.pragma('quick_check', { simple: true })).toBe('ok');
     state.close();
@@ -86,7 +85,7 @@ describe('state database file', () => {
     const err = openError(dir);
     expect(err.code).toBe('STATE_INVALID');
     expect(err.message).toBe(
-      `state.db at ${path} has schema version 7; this Backer knows up to 1: run the newer Backer, or move the file away (\`backer state reset\`)`,
+      `state.db at ${path} has schema version 7; this Backer knows up to ${SCHEMA_VERSION}: run the newer Backer, or move the file away (\`backer state reset\`)`,
     );
     const after = new Database(path, { readonly: true });
     expect(after.pragma('user_version', { simple: true })).toBe(7);

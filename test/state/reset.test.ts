@@ -3,6 +3,7 @@
  * under a new name, the fresh one's mandate stats come from the manifests on the targets, and a
  * live daemon on the data_dir makes the reset refuse (and keeps answering).
  */
+import { SCHEMA_VERSION } from '../../src/state/migrations.js';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -83,7 +84,7 @@ describe('backer state reset', () => {
     expect(old.prepare<[], { failures: number }>('SELECT failures FROM mandate_stats').get()?.failures).toBe(5);
     old.close();
     const s = await show();
-    expect(s).toMatchObject({ path: join(dataDir, 'state.db'), exists: true, schema_version: 1, jobs: {}, lock: null });
+    expect(s).toMatchObject({ path: join(dataDir, 'state.db'), exists: true, schema_version: SCHEMA_VERSION, jobs: {}, lock: null });
     expect(s.size_bytes).toBeGreaterThan(0);
 
     const state = openStateDb(dataDir, silent);

@@ -31,6 +31,7 @@ const mandate = (name: string, extra: Partial<MandateSpec> = {}): MandateSpec =>
   priority: 5,
   name_pattern: '<DATE>-<MANDATE>',
   verify: { interval: '0 5 * * 0', level: 'hash' },
+  alerts: { max_age_ms: null, min_size_bytes: null, size_change_percent: null },
   ...extra,
 });
 

@@ -27,6 +27,7 @@ const shopDb: MandateSpec = {
   priority: 5,
   name_pattern: '<DATE>-<CONTAINER_NAME>',
   verify: { interval: '0 5 * * 0', level: 'drill' },
+  alerts: { max_age_ms: null, min_size_bytes: null, size_change_percent: null },
 };
 
 const files: MandateSpec = {
@@ -40,6 +41,7 @@ const files: MandateSpec = {
   priority: 5,
   name_pattern: '<DATE>-<MANDATE>',
   verify: { interval: null, level: 'decode' },
+  alerts: { max_age_ms: null, min_size_bytes: null, size_change_percent: null },
 };
 
 const snapshot: Snapshot = {
@@ -144,6 +146,7 @@ describe('api', () => {
         verify: null,
         verify_level: 'decode',
         next_verify: null,
+        last_backup: null,
       },
       {
         name: 'shop-db',
@@ -159,11 +162,12 @@ describe('api', () => {
         verify: '0 5 * * 0',
         verify_level: 'drill',
         next_verify: '2030-01-06T05:00:00.000Z',
+        last_backup: null,
       },
     ]);
     expect(json.problems).toEqual(snapshot.problems);
     expect(json.skipped).toEqual([
-      { name: 'broken', origin: 'labels', container: 'broken', problems: [{ where: 'container broken label backer.interval', message: 'not a cron expression' }] },
+      { name: 'broken', origin: 'labels', container: 'broken', problems: [{ where: 'container broken label backer.interval', message: 'not a cron expression' }], status: 'skipped', last_backup: null },
     ]);
     expect(json.docker_error).toBeNull();
     for (const m of json.mandates) for (const key of Object.keys(m)) expect(key).toMatch(/^[a-z]+(_[a-z]+)*$/);
@@ -256,7 +260,7 @@ describe('api', () => {
     for (const [method, path] of [
       ['GET', '/nope'],
       ['DELETE', '/v1/jobs/x'],
-      ['GET', '/v1/mandates/shop-db/backups'],
+      ['PUT', '/v1/mandates/shop-db/backups'],
     ] as const) {
       const res = await app.request(path, { method });
       expect(res.status).toBe(404);

@@ -13,7 +13,7 @@ afterEach(async () => {
 
 function spec(name: string, interval: string): MandateSpec {
   const source = { type: 'files', container: null, options: {} };
-  return { name, origin: 'config', source, interval, targets: ['local'], middleware: [], retention: 1, priority: 5, name_pattern: '<DATE>', verify: { interval: null, level: 'decode' } };
+  return { name, origin: 'config', source, interval, targets: ['local'], middleware: [], retention: 1, priority: 5, name_pattern: '<DATE>', verify: { interval: null, level: 'decode' }, alerts: { max_age_ms: null, min_size_bytes: null, size_change_percent: null } };
 }
 
 /** The state database's fire log (the memory store has the same semantics). */

@@ -4,7 +4,7 @@ import type { Job } from '../../queue/types.js';
 import type { BackupResult } from '../../pipeline/run-backup.js';
 import { callApi } from '../client.js';
 import { followJob } from '../follow.js';
-import { loadCliConfig, loadRunConfig, type GlobalOptions } from '../context.js';
+import { apiEndpoint, loadRunConfig, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine } from '../output.js';
 
@@ -46,8 +46,7 @@ async function backupOnce(mandate: string, options: BackupOptions): Promise<numb
 
 export async function backupCommand(mandate: string, options: BackupOptions): Promise<number> {
   if (options.once) return backupOnce(mandate, options);
-  const { config } = await loadCliConfig(options);
-  const socket = config.api.socket;
+  const socket = await apiEndpoint(options);
   let { job } = await callApi<{ job: Job }>(socket, 'POST', `/v1/mandates/${encodeURIComponent(mandate)}/backups`);
   if (!options.wait) {
     if (options.json) printJson(job);

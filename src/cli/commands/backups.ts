@@ -1,4 +1,5 @@
 import { BackerError } from '../../errors.js';
+import { forgetBackup, type ForgetResult } from '../../manifests/forget.js';
 import { listBackups, type ManifestProblem } from '../../manifests/store.js';
 import { latestVerification } from '../../manifests/verification.js';
 import type { Manifest } from '../../manifests/schema.js';
@@ -97,14 +98,6 @@ export interface ForgetOptions extends GlobalOptions {
   target?: string;
 }
 
-interface Forgotten {
-  target: string;
-  key: string;
-  name: string;
-  uuid: string;
-  artifact_key: string;
-}
-
 /** Targets chosen by --target (all by default), created for this command; closed by the caller. */
 async function openTargets(options: { target?: string } & GlobalOptions): Promise<Target[]> {
   const { config } = await loadCliConfig(options);
@@ -117,53 +110,18 @@ async function openTargets(options: { target?: string } & GlobalOptions): Promis
   return configs.map((c) => createTarget(c));
 }
 
-/**
- * Removes the manifests of backup `id` (name or uuid) whose artifact is missing, on every chosen
- * target. A backup whose artifact is present is never touched: deleting data is retention's job.
- */
-async function forgetOn(target: Target, id: string): Promise<{ forgotten: Forgotten[]; intact: string[] }> {
-  const listing = await listBackups(target);
-  const intact = listing.backups.filter((b) => b.manifest.name === id || b.manifest.uuid === id).map((b) => b.manifestKey);
-  const forgotten: Forgotten[] = [];
-  for (const p of listing.problems) {
-    const d = p.dangling;
-    if (!d || (d.name !== id && d.uuid !== id)) continue;
-    // Checked again right before the removal: a manifest whose artifact came back is kept.
-    if (await target.stat(d.artifact_key)) {
-      intact.push(p.key);
-      continue;
-    }
-    await target.remove(p.key);
-    forgotten.push({ target: target.name, key: p.key, name: d.name, uuid: d.uuid, artifact_key: d.artifact_key });
-  }
-  return { forgotten, intact };
-}
-
 export async function forgetCommand(id: string, options: ForgetOptions): Promise<number> {
   const targets = await openTargets(options);
-  const forgotten: Forgotten[] = [];
-  const intact: { target: string; key: string }[] = [];
+  let result: ForgetResult;
   try {
-    for (const target of targets) {
-      const result = await forgetOn(target, id);
-      forgotten.push(...result.forgotten);
-      intact.push(...result.intact.map((key) => ({ target: target.name, key })));
-    }
+    result = await forgetBackup(targets, id, 'cli');
   } finally {
     await Promise.all(targets.map((t) => t.close()));
   }
-  if (forgotten.length === 0 && intact.length > 0) {
-    const where = intact.map((i) => `${i.target}: ${i.key}`).join(', ');
-    throw new BackerError('FORGET_REFUSED', `refusing to forget ${id}: its artifact is present (${where}); forget removes only manifests whose artifact is missing`, {
-      component: 'cli',
-      details: { backup: id },
-    });
-  }
-  if (forgotten.length === 0) throw new BackerError('BACKUP_NOT_FOUND', `no backup named or with uuid ${id}`, { component: 'cli', details: { backup: id } });
-  if (options.json) printJson({ forgotten, kept: intact });
+  if (options.json) printJson(result);
   else {
-    for (const f of forgotten) printLine(`forgot ${f.name} on ${f.target}: removed ${f.key} (artifact ${f.artifact_key} was missing)`);
-    for (const i of intact) printLine(`kept ${i.key} on ${i.target}: its artifact is present`);
+    for (const f of result.forgotten) printLine(`forgot ${f.name} on ${f.target}: removed ${f.key} (artifact ${f.artifact_key} was missing)`);
+    for (const i of result.kept) printLine(`kept ${i.key} on ${i.target}: its artifact is present`);
   }
   return EXIT.OK;
 }

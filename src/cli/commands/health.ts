@@ -1,5 +1,5 @@
 import { callApi } from '../client.js';
-import { loadCliConfig, type GlobalOptions } from '../context.js';
+import { apiEndpoint, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine } from '../output.js';
 
@@ -14,8 +14,8 @@ interface HealthReply {
  * Exit 0 when it answers `ok`, 1 while it is still starting, 3 when it does not answer.
  */
 export async function healthCommand(options: GlobalOptions): Promise<number> {
-  const { config } = await loadCliConfig(options);
-  const reply = await callApi<HealthReply>(config.api.socket, 'GET', '/v1/health');
+  const api = await apiEndpoint(options);
+  const reply = await callApi<HealthReply>(api, 'GET', '/v1/health');
   if (options.json) printJson(reply);
   else printLine(`${reply.status} (backer ${reply.version})`);
   return reply.status === 'ok' ? EXIT.OK : EXIT.FAILED;

@@ -1,6 +1,6 @@
 import type { AnyJob, JobEvent } from '../../queue/types.js';
 import { callApi } from '../client.js';
-import { loadCliConfig, type GlobalOptions } from '../context.js';
+import { apiEndpoint, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine, table } from '../output.js';
 
@@ -46,14 +46,14 @@ export function jobRows(jobs: readonly AnyJob[]): string[][] {
 
 /** `backer jobs list`: the daemon's jobs, newest first, filtered and paged by the daemon. */
 export async function jobsListCommand(options: JobsListOptions): Promise<number> {
-  const { config } = await loadCliConfig(options);
+  const api = await apiEndpoint(options);
   const query = new URLSearchParams();
   for (const key of ['mandate', 'kind', 'state', 'limit', 'offset'] as const) {
     const value = options[key];
     if (value !== undefined) query.set(key, value);
   }
   const qs = query.toString();
-  const page = await callApi<JobsPage>(config.api.socket, 'GET', `/v1/jobs${qs === '' ? '' : `?${qs}`}`);
+  const page = await callApi<JobsPage>(api, 'GET', `/v1/jobs${qs === '' ? '' : `?${qs}`}`);
   if (options.json) {
     printJson(page);
     return EXIT.OK;
@@ -90,8 +90,8 @@ function printJob(job: AnyJob): void {
 
 /** `backer jobs show ID`: the job's fields and its history (attempt, time, event, message). */
 export async function jobsShowCommand(id: string, options: GlobalOptions): Promise<number> {
-  const { config } = await loadCliConfig(options);
-  const detail = await callApi<JobDetail>(config.api.socket, 'GET', `/v1/jobs/${encodeURIComponent(id)}`);
+  const api = await apiEndpoint(options);
+  const detail = await callApi<JobDetail>(api, 'GET', `/v1/jobs/${encodeURIComponent(id)}`);
   if (options.json) {
     printJson(detail);
     return EXIT.OK;
@@ -105,8 +105,8 @@ export async function jobsShowCommand(id: string, options: GlobalOptions): Promi
 
 /** `backer jobs cancel ID`: a queued job ends at once, a running one is aborted (it ends `cancelled` shortly after). */
 export async function jobsCancelCommand(id: string, options: GlobalOptions): Promise<number> {
-  const { config } = await loadCliConfig(options);
-  const { job } = await callApi<{ job: AnyJob }>(config.api.socket, 'POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
+  const api = await apiEndpoint(options);
+  const { job } = await callApi<{ job: AnyJob }>(api, 'POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
   if (options.json) printJson({ job });
   else if (job.state === 'cancelled') printLine(`cancelled job ${job.id} (${job.kind} ${job.mandate})`);
   else if (job.state === 'running') printLine(`cancelling job ${job.id} (${job.kind} ${job.mandate}): it stops at its next step`);

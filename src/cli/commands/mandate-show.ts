@@ -1,6 +1,6 @@
 import type { AnyJob, MandateStats } from '../../queue/types.js';
 import { callApi } from '../client.js';
-import { loadCliConfig, type GlobalOptions } from '../context.js';
+import { apiEndpoint, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { formatBytes, printJson, printLine, table } from '../output.js';
 import { formatMs, jobRows } from './jobs.js';
@@ -37,8 +37,8 @@ function printStats(s: MandateStats): void {
 
 /** `backer mandates show NAME`: settings, next run and verification, stats kept across restarts, recent jobs. */
 export async function mandatesShowCommand(name: string, options: GlobalOptions): Promise<number> {
-  const { config } = await loadCliConfig(options);
-  const detail = await callApi<MandateDetail>(config.api.socket, 'GET', `/v1/mandates/${encodeURIComponent(name)}`);
+  const api = await apiEndpoint(options);
+  const detail = await callApi<MandateDetail>(api, 'GET', `/v1/mandates/${encodeURIComponent(name)}`);
   if (options.json) {
     printJson(detail);
     return EXIT.OK;

@@ -1,14 +1,14 @@
 import type { QueueStats } from '../../queue/queue.js';
 import { callApi } from '../client.js';
-import { loadCliConfig, type GlobalOptions } from '../context.js';
+import { apiEndpoint, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine, table } from '../output.js';
 import { formatMs } from './jobs.js';
 
 /** `backer queue stats`: what runs and waits now, how long jobs waited, failures, overloaded mandates. */
 export async function queueStatsCommand(options: GlobalOptions): Promise<number> {
-  const { config } = await loadCliConfig(options);
-  const stats = await callApi<QueueStats>(config.api.socket, 'GET', '/v1/queue/stats');
+  const api = await apiEndpoint(options);
+  const stats = await callApi<QueueStats>(api, 'GET', '/v1/queue/stats');
   if (options.json) {
     printJson(stats);
     return EXIT.OK;

@@ -2,7 +2,7 @@ import { BackerError } from '../../errors.js';
 import type { RestoreResult } from '../../pipeline/run-restore.js';
 import type { AnyJob } from '../../queue/types.js';
 import { callApi } from '../client.js';
-import { loadCliConfig, type GlobalOptions } from '../context.js';
+import { apiEndpoint, type GlobalOptions } from '../context.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { followJob } from '../follow.js';
 import { printJson, printLine } from '../output.js';
@@ -44,8 +44,7 @@ function exitFor(job: AnyJob): number {
 }
 
 export async function restoreCommand(mandate: string, backup: string | undefined, options: RestoreOptions): Promise<number> {
-  const { config } = await loadCliConfig(options);
-  const socket = config.api.socket;
+  const socket = await apiEndpoint(options);
   const request = {
     mandate,
     backup: backup ?? 'latest',

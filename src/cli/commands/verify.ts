@@ -2,7 +2,7 @@ import type { VerifyResult } from '../../pipeline/run-verify.js';
 import { describeCheck } from '../../pipeline/run-verify.js';
 import type { AnyJob } from '../../queue/types.js';
 import { callApi } from '../client.js';
-import { loadCliConfig, type GlobalOptions } from '../context.js';
+import { apiEndpoint, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { followJob } from '../follow.js';
 import { printJson, printLine } from '../output.js';
@@ -29,8 +29,7 @@ function printVerifications(job: AnyJob): void {
 
 /** Verifies through the daemon (under each mandate's lock) and waits for every job; exit 0 only if all passed. */
 export async function verifyCommand(mandate: string | undefined, backup: string | undefined, options: VerifyOptions): Promise<number> {
-  const { config } = await loadCliConfig(options);
-  const socket = config.api.socket;
+  const socket = await apiEndpoint(options);
   const request = {
     ...(mandate === undefined ? {} : { mandate }),
     ...(backup === undefined ? {} : { backup }),
