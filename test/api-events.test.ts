@@ -68,7 +68,9 @@ describe('GET /v1/events from a real daemon', () => {
 
   const stillAnswers = async (): Promise<void> => {
     expect((await jsonRequest<{ status: string }>(socket, 'GET', '/v1/health')).body.status).toBe('ok');
-    expect((await jsonRequest<{ mandates: unknown[] }>(socket, 'GET', '/v1/mandates')).body.mandates).toHaveLength(2);
+    // Labelled containers of other test files (one engine) are mandates here too: look for ours.
+    const names = (await jsonRequest<{ mandates: { name: string }[] }>(socket, 'GET', '/v1/mandates')).body.mandates.map((m) => m.name);
+    expect(names.filter((n) => n === QUICK || n === SLOW).sort()).toEqual([QUICK, SLOW].sort());
   };
 
   it('streams job.queued, job.started, job.succeeded of a triggered backup and the mandate.status change', async () => {

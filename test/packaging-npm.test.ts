@@ -11,7 +11,7 @@ import { callApi } from '../src/cli/client.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 // What a checkout holds that matters for packing (test/ too: the tarball must leave it out).
-const CHECKOUT = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'bin', 'src', 'test', 'demo', 'packaging'];
+const CHECKOUT = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'bin', 'src', 'web', 'test', 'demo', 'packaging'];
 const VERSION = (JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
 interface Run {
@@ -77,10 +77,10 @@ describe('npm pack', () => {
     const list = await run('tar', ['-tzf', tarball]);
     const files = list.stdout.split('\n').filter((f) => f !== '');
     expect(files.every((f) => f.startsWith('package/'))).toBe(true);
-    for (const f of ['bin/backer.js', 'dist/cli/main.js', 'package.json', 'README.md', 'LICENSE', 'packaging/backer.service', 'demo/files/README.txt']) {
+    for (const f of ['bin/backer.js', 'dist/cli/main.js', 'dist/web/index.html', 'package.json', 'README.md', 'LICENSE', 'packaging/backer.service', 'demo/files/README.txt']) {
       expect(files).toContain(`package/${f}`);
     }
-    const unwanted = files.filter((f) => /^package\/(src|test|node_modules|bench|scripts|\.ci|\.tools)\//.test(f) || /\.(ts|map)$/.test(f) || f.includes('tsconfig'));
+    const unwanted = files.filter((f) => /^package\/(src|web|test|node_modules|bench|scripts|\.ci|\.tools)\//.test(f) || /\.(ts|map)$/.test(f) || f.includes('tsconfig'));
     expect(unwanted).toEqual([]);
     console.log(`npm pack ${timings['npm pack'] ?? 0} ms, npm install -g ${timings['npm install -g'] ?? 0} ms, ${files.length} files`);
   });

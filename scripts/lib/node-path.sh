@@ -50,6 +50,10 @@ backer_use_node() {
       *) PATH="$dir:$PATH" && export PATH ;;
     esac
   fi
+  # Node's own builds trust only their bundled CAs; Debian's node trusts the system's store. With
+  # this, npm under the Node from .tools/ trusts the same CAs as the system's tools (a registry
+  # mirror or a proxy whose CA is installed in /etc/ssl/certs). Ignored by Node older than 22.15.
+  export NODE_USE_SYSTEM_CA=${NODE_USE_SYSTEM_CA:-1}
   backer_use_node_headers
 }
 

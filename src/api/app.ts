@@ -21,6 +21,7 @@ import { registerTargetRoutes } from './targets.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { registerMetricsRoutes } from './metrics.js';
 import { registerCheckRoutes, type MandateTester } from './checks.js';
+import { registerWhoamiRoute } from './whoami.js';
 
 export interface ApiDeps {
   /** `config` (optional) gives `GET /v1/targets` each target's settings (without credentials). */
@@ -98,6 +99,7 @@ export function createApi(deps: ApiDeps): ApiApp {
   registerEventRoutes(app, deps);
   registerMetricsRoutes(app, deps, json);
   registerCheckRoutes(app, deps, json);
+  registerWhoamiRoute(app, json);
   // Last: the document lists every route registered before it.
   registerOpenApiRoute(app, json);
   return app;

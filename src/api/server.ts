@@ -7,6 +7,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import { BackerError, describeError } from '../errors.js';
 import type { ApiConfig } from './config.js';
 import type { ApiApp } from './route.js';
+import type { UiHandler } from './ui.js';
 
 /** Whether something accepts connections on the socket (a live daemon, not a stale file). */
 function answers(socketPath: string): Promise<boolean> {
@@ -128,10 +129,11 @@ async function readPem(path: string, key: 'cert_file' | 'key_file'): Promise<Buf
  * The same app over TCP (`api.listen`), HTTPS with `api.tls`. Its requests are marked `transport:
  * tcp`: they need a bearer token except on public routes (src/api/auth.ts).
  */
-export function createTcpApiServer(app: Pick<ApiApp, 'fetch'>, config: Pick<ApiConfig, 'listen' | 'tls'> & { listen: NonNullable<ApiConfig['listen']> }): TcpApiServer {
+export function createTcpApiServer(app: Pick<ApiApp, 'fetch'>, config: Pick<ApiConfig, 'listen' | 'tls'> & { listen: NonNullable<ApiConfig['listen']> }, ui?: UiHandler): TcpApiServer {
   let server: Server | undefined;
   const { host, port } = config.listen;
-  const fetch = (request: Request, env: object): Response | Promise<Response> => app.fetch(request, { ...env, transport: 'tcp' });
+  // The web UI's static files (src/api/ui.ts) come first; every API path goes to the API app.
+  const fetch = (request: Request, env: object): Response | Promise<Response> => ui?.handle(request) ?? app.fetch(request, { ...env, transport: 'tcp' });
   return {
     async start() {
       if (config.tls === null) server = createAdaptorServer({ fetch }) as Server;

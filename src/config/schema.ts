@@ -87,6 +87,15 @@ export const apiConfigSchema = z
   })
   .strict();
 
+export const uiConfigSchema = z
+  .object({
+    /** Serve the web UI (dist/web) at `/` of the API's TCP listener (`api.listen`). Default: true (on whenever `api.listen` is set). */
+    enabled: z.boolean().default(true),
+    /** Directory of the built app (absolute). Default: `dist/web` of the installed package. */
+    dir: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path').optional(),
+  })
+  .strict();
+
 export const queueConfigSchema = z
   .object({
     /** Backups that run at the same time. Default: 2. */
@@ -276,6 +285,8 @@ export const configSchema = z
     docker: dockerConfigSchema.prefault({}),
     /** Default: socket `<data_dir>/backer.sock`. */
     api: apiConfigSchema.prefault({}),
+    /** The web UI on the API's TCP listener. Default: enabled (it needs `api.listen`). */
+    ui: uiConfigSchema.prefault({}),
     /** Prometheus metrics: `GET /metrics` on the API, and `listen` (loopback, no auth). Default: no listen. */
     metrics: metricsConfigSchema.prefault({}),
     /** Default: concurrency 2, 3 retries from 30s up to 15m apart, stall timeout 30m, aging 10m. */

@@ -4,6 +4,7 @@ import { startSentry, type SentryReporter } from '../sentry/reporter.js';
 import { sentryOptions } from '../sentry/options.js';
 import { tokenSecrets } from '../api/config.js';
 import { createApiServer, createTcpApiServer, type ApiServer } from '../api/server.js';
+import { createUi } from '../api/ui.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { createMetricsServer } from '../metrics/server.js';
 import { metricsListen } from '../metrics/schema.js';
@@ -139,7 +140,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
   for (const raw of tokenSecrets(apiConfig.tokens)) secrets.add(raw);
   const apiApp = createApi({ services, queue, scheduler, ready, events, restores: createRestorePlanner(services), status, usage, readiness, metrics, checks: (name) => testMandate(services.mandate(name), services.pipeline, checksAbort.signal), logger: services.logger.child({ component: 'api' }), tokens: apiConfig.tokens });
   const api: ApiServer = createApiServer(apiApp, apiConfig.socket);
-  const tcpApi = apiConfig.listen === null ? null : createTcpApiServer(apiApp, { listen: apiConfig.listen, tls: apiConfig.tls });
+  const ui = apiConfig.listen !== null && options.config.ui.enabled ? createUi({ dir: options.config.ui.dir, logger: services.logger.child({ component: 'ui' }) }) : undefined;
+  const tcpApi = apiConfig.listen === null ? null : createTcpApiServer(apiApp, { listen: apiConfig.listen, tls: apiConfig.tls }, ui);
   const recovery = createRecovery({
     docker: services.docker,
     dir: stoppedContainersDir(options.config.data_dir),
@@ -154,6 +156,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     if (options.config.sentry !== undefined) sentry = await startSentry(sentryOptions(services, events, options.config.sentry));
     await api.start();
     await tcpApi?.start();
+    await ui?.check();
     if (tcpApi) services.logger.info({ component: 'api', url: tcpApi.url(), tokens: apiConfig.tokens.length }, `API listening on ${tcpApi.url()}`);
     await metricsServer?.start();
     // Before any backup can run: containers a killed run left stopped start again, its helpers go.

@@ -4,7 +4,7 @@ import type { BackerConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { SourceRegistry } from '../sources/registry.js';
-import { buildSnapshot, type Snapshot } from './snapshot.js';
+import { buildSnapshot, type InspectCache, type Snapshot } from './snapshot.js';
 
 export interface DiscoveryOptions {
   docker: Docker | null;
@@ -32,7 +32,9 @@ export interface Discovery {
 const RELEVANT = new Set(['create', 'start', 'stop', 'die', 'destroy', 'rename', 'update', 'pause', 'unpause']);
 
 /**
- * Level-triggered: any container event only schedules a full re-list; identical snapshots are
+ * Level-triggered: any container event schedules a re-list of all containers; only the container
+ * the event names is inspected again (the others' environments are kept by id), and the periodic
+ * resync, refresh() (SIGHUP) and every event-stream gap re-inspect all. Identical snapshots are
  * dropped. Bad labels are reported once per change and never stop the daemon.
  */
 export function createDiscovery(options: DiscoveryOptions): Discovery {
@@ -44,6 +46,9 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
   let closed = false;
   let inflight: Promise<Snapshot> | undefined;
   let again = false;
+  const inspected: InspectCache = new Map();
+  /** The next re-list inspects every container again. */
+  let full = true;
   let retryTimer: NodeJS.Timeout | undefined;
   let failures = 0;
   // Logged on changes only: without Docker, one line, not one every few seconds.
@@ -85,7 +90,9 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
       try {
         do {
           again = false;
-          const next = await buildSnapshot(options.docker, options.config, options.sources, options.configFile);
+          if (full) inspected.clear();
+          full = false;
+          const next = await buildSnapshot(options.docker, options.config, options.sources, options.configFile, undefined, inspected);
           // With Docker disabled (docker null) nothing is said about it.
           if (options.docker && next.docker_error !== null) dockerDown(next.docker_error);
           else if (options.docker) dockerUp();
@@ -99,6 +106,11 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
       return snapshot;
     })();
     return inflight;
+  };
+
+  const refreshAll = (): Promise<Snapshot> => {
+    full = true;
+    return refresh();
   };
 
   const schedule = (): void => {
@@ -130,14 +142,22 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
       const gap = failures > 0;
       failures = 0;
       dockerUp();
-      if (gap) schedule();
+      if (gap) {
+        full = true;
+        schedule();
+      }
       stream.on('data', (chunk: Buffer) => {
         for (const line of chunk.toString().split('\n')) {
           if (!line.trim()) continue;
           try {
-            const event = JSON.parse(line) as { Action?: string };
-            if (event.Action && RELEVANT.has(event.Action.split(':')[0] ?? '')) schedule();
+            const event = JSON.parse(line) as { Action?: string; id?: string; Actor?: { ID?: string } };
+            if (!event.Action || !RELEVANT.has(event.Action.split(':')[0] ?? '')) continue;
+            const id = event.Actor?.ID ?? event.id;
+            if (id) inspected.delete(id);
+            else full = true;
+            schedule();
           } catch {
+            full = true;
             schedule();
           }
         }
@@ -146,6 +166,7 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
         if (closed || events !== stream) return;
         events = undefined;
         retryLater();
+        full = true;
         schedule();
       };
       stream.on('error', reconnect);
@@ -160,12 +181,12 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
   return {
     async start() {
       await subscribe();
-      await refresh();
-      timer = setInterval(() => void refresh(), options.resyncMs ?? 60_000);
+      await refreshAll();
+      timer = setInterval(() => void refreshAll(), options.resyncMs ?? 60_000);
       timer.unref();
     },
     current: () => snapshot,
-    refresh,
+    refresh: refreshAll,
     async close() {
       closed = true;
       if (timer) clearInterval(timer);

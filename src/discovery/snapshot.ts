@@ -30,7 +30,24 @@ interface ContainerFacts {
   env: Record<string, string>;
 }
 
-async function listContainers(docker: Docker, named: ReadonlySet<string>): Promise<ContainerFacts[]> {
+/**
+ * Environments of inspected containers by container id, kept by discovery between snapshots so an
+ * event re-inspects only the container it names. A container's Config.Env cannot change under the
+ * same id (a changed environment means a new container), and discovery still clears it on every
+ * periodic or requested full re-list. Failed inspections are not kept.
+ */
+export type InspectCache = Map<string, Record<string, string>>;
+
+async function containerEnv(docker: Docker, id: string, cache: InspectCache | undefined): Promise<Record<string, string>> {
+  const known = cache?.get(id);
+  if (known) return known;
+  const info = await docker.getContainer(id).inspect().catch(() => undefined);
+  const env = envToRecord(info?.Config.Env);
+  if (info && cache) cache.set(id, env);
+  return env;
+}
+
+async function listContainers(docker: Docker, named: ReadonlySet<string>, cache?: InspectCache): Promise<ContainerFacts[]> {
   const summaries = await docker.listContainers({ all: true });
   const out: ContainerFacts[] = [];
   for (const s of summaries) {
@@ -41,8 +58,11 @@ async function listContainers(docker: Docker, named: ReadonlySet<string>): Promi
       continue;
     }
     // Only labelled containers and those of static mandates are inspected: their environment resolves Env: references.
-    const info = await docker.getContainer(s.Id).inspect().catch(() => undefined);
-    out.push({ name, labels, env: envToRecord(info?.Config.Env) });
+    out.push({ name, labels, env: await containerEnv(docker, s.Id, cache) });
+  }
+  if (cache) {
+    const present = new Set(summaries.map((s) => s.Id));
+    for (const id of [...cache.keys()]) if (!present.has(id)) cache.delete(id);
   }
   return out;
 }
@@ -140,6 +160,8 @@ export async function buildSnapshot(
   configFile: string,
   /** config check only: targets and middleware with problems of their own. */
   invalidRefs?: InvalidRefs,
+  /** discovery only: the environments it already inspected (see InspectCache). */
+  inspected?: InspectCache,
 ): Promise<Snapshot> {
   const staticContainers = new Set(
     Object.values(config.mandates).map((m) => m.container).filter((c): c is string => c !== undefined),
@@ -148,7 +170,7 @@ export async function buildSnapshot(
   let dockerError: string | null = null;
   if (docker) {
     try {
-      containers = await listContainers(docker, staticContainers);
+      containers = await listContainers(docker, staticContainers, inspected);
     } catch (err) {
       dockerError = describeError(err);
     }

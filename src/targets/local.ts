@@ -5,7 +5,7 @@
  * name makes the write fail. Files are 0600 and the directories Backer creates 0700, unless the
  * target's `file_mode` / `dir_mode` say otherwise (dumps hold whole databases).
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type BigIntStats } from 'node:fs';
 import { chmod, link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -27,11 +27,24 @@ export function parseMode(value: string | undefined, fallback: number): number {
   return value === undefined ? fallback : parseInt(value, 8);
 }
 
+/** Files stat'ed at once while listing a directory. */
+const STAT_BATCH = 64;
+
 /** Errors of link() on filesystems without hard links. */
 const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 function errnoCode(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+/** A file's ObjectInfo; the etag changes with any write, truncation, touch or replacement. */
+function objectInfo(key: string, info: BigIntStats): ObjectInfo {
+  return {
+    key,
+    size: Number(info.size),
+    modified: new Date(Number(info.mtimeMs)),
+    etag: `${info.ino}-${info.size}-${info.mtimeNs}-${info.ctimeNs}`,
+  };
 }
 
 /** The config of a local target; the modes may be left out (tests, defaults). */
@@ -181,15 +194,17 @@ export function createLocalTarget(config: LocalTargetOptions): Target {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
       throw err;
     }
+    const files: string[] = [];
     for (const entry of entries) {
       const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
       // Symlinks are skipped: following them could list (and later delete) files outside the root.
-      if (entry.isDirectory()) {
-        await walk(join(dir, entry.name), key, out);
-      } else if (entry.isFile() && !TEMP_PATTERN.test(entry.name)) {
-        const info = await stat(join(dir, entry.name)).catch(() => undefined);
-        if (info) out.push({ key, size: info.size, modified: info.mtime });
-      }
+      if (entry.isDirectory()) await walk(join(dir, entry.name), key, out);
+      else if (entry.isFile() && !TEMP_PATTERN.test(entry.name)) files.push(entry.name);
+    }
+    // The files of one directory are stat'ed together (libuv's pool), not one await after another.
+    for (let i = 0; i < files.length; i += STAT_BATCH) {
+      const infos = await Promise.all(files.slice(i, i + STAT_BATCH).map((name) => stat(join(dir, name), { bigint: true }).then((info) => [name, info] as const, () => undefined)));
+      for (const found of infos) if (found) out.push(objectInfo(rel === '' ? found[0] : `${rel}/${found[0]}`, found[1]));
     }
   }
 
@@ -286,8 +301,8 @@ export function createLocalTarget(config: LocalTargetOptions): Target {
     async stat(key: string): Promise<ObjectInfo | undefined> {
       const path = pathOf(key, 'read');
       try {
-        const info = await stat(path);
-        return info.isFile() ? { key, size: info.size, modified: info.mtime } : undefined;
+        const info = await stat(path, { bigint: true });
+        return info.isFile() ? objectInfo(key, info) : undefined;
       } catch (err) {
         const code = errnoCode(err);
         if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;

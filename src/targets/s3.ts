@@ -130,7 +130,7 @@ export function createS3Target(config: S3TargetConfig): Target {
   async function statKey(key: string): Promise<ObjectInfo | undefined> {
     try {
       const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: s3Key(key) }));
-      return { key, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0) };
+      return { key, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0), ...(head.ETag ? { etag: head.ETag } : {}) };
     } catch (err) {
       const { name, status } = s3Error(err);
       if (name === 'NotFound' || name === 'NoSuchKey' || status === 404) return undefined;
@@ -242,7 +242,12 @@ export function createS3Target(config: S3TargetConfig): Target {
             const full = object.Key;
             // Keys ending in "/" are folder placeholders made by consoles, not objects of ours.
             if (full === undefined || !full.startsWith(config.prefix) || full.endsWith('/')) continue;
-            out.push({ key: full.slice(config.prefix.length), size: object.Size ?? 0, modified: object.LastModified ?? new Date(0) });
+            out.push({
+              key: full.slice(config.prefix.length),
+              size: object.Size ?? 0,
+              modified: object.LastModified ?? new Date(0),
+              ...(object.ETag ? { etag: object.ETag } : {}),
+            });
           }
         }
       } catch (err) {

@@ -6,6 +6,11 @@ export interface ObjectInfo {
   key: string;
   size: number;
   modified: Date;
+  /**
+   * Changes whenever the object's content may have changed, where the backend can tell (local:
+   * inode, size, mtime and ctime in ns; S3: the ETag). The manifest cache trusts nothing without it.
+   */
+  etag?: string;
 }
 
 export interface SweepOptions {

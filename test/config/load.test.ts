@@ -31,6 +31,7 @@ describe('parseConfigText', () => {
       mandates: {},
       notifications: [],
       metrics: {},
+      ui: { enabled: true },
     });
   });
 

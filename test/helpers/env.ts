@@ -63,9 +63,11 @@ export interface TestEnv {
 
 /**
  * A config with a local and an S3 target, gzip and ccrypt middleware, pointing at the private
- * Docker engine. `extra` is appended to the YAML (e.g. static mandates).
+ * Docker engine (or with Docker discovery off: `docker: false`, for a daemon that must see only its
+ * own static mandates, not the labelled containers of other test files on the shared engine).
+ * `extra` is appended to the YAML (e.g. static mandates).
  */
-export async function createTestEnv(label: string, extra = '', extraTargets = ''): Promise<TestEnv> {
+export async function createTestEnv(label: string, extra = '', extraTargets = '', options: { docker?: boolean } = {}): Promise<TestEnv> {
   const dir = await mkdtemp(join(tmpdir(), `bk-${label}-`));
   const bucket = `bk-${label}-${Math.random().toString(36).slice(2, 8)}`.toLowerCase();
   await createBucket(bucket);
@@ -75,7 +77,7 @@ data_dir: ${dir}/data
 log:
   level: debug
 docker:
-  socket_path: ${inject('dockerHost').replace(/^unix:\/\//, '')}
+  ${options.docker === false ? 'enabled: false' : `socket_path: ${inject('dockerHost').replace(/^unix:\/\//, '')}`}
 queue:
   concurrency: 2
 targets:
