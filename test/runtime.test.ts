@@ -108,6 +108,16 @@ describe('scripts/install-deps', () => {
 });
 
 describe('scripts/lib/node-path.sh', () => {
+  it('makes the Node it puts on PATH trust the system CA store too (npm behind a proxy whose CA is installed), unless told otherwise', async () => {
+    const tools = await mkdtemp(join(tmpdir(), 'runtime-tools-'));
+    // NODE_EXTRA_CA_CERTS (set on some machines) adds to the default store too: left out here.
+    const trusted = "node -p \"const t = require('node:tls'); t.getCACertificates('default').length > t.getCACertificates('bundled').length\"";
+    const on = await withLib(dirname(process.execPath), `unset NODE_USE_SYSTEM_CA NODE_EXTRA_CA_CERTS; backer_use_node; echo "$NODE_USE_SYSTEM_CA"; ${trusted}`, tools);
+    expect(on.stdout.trim().split('\n')).toEqual(['1', 'true']);
+    const off = await withLib(dirname(process.execPath), `unset NODE_EXTRA_CA_CERTS; export NODE_USE_SYSTEM_CA=0; backer_use_node; echo "$NODE_USE_SYSTEM_CA"; ${trusted}`, tools);
+    expect(off.stdout.trim().split('\n')).toEqual(['0', 'false']);
+  });
+
   it('accepts Node 22.12 and newer only', async () => {
     const tools = await mkdtemp(join(tmpdir(), 'runtime-tools-'));
     const verdicts: Record<string, boolean> = {};
