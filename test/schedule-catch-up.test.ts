@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
 import type { AnyJob, JobEvent, MandateStats } from '../src/queue/types.js';
 import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
+import { sleep, until } from './helpers/poll.js';
 
 let dir: string;
 let socket: string;
@@ -33,17 +34,6 @@ async function start(catchUp: 'once' | 'skip'): Promise<DaemonProcess> {
 }
 
 const jobs = async (): Promise<AnyJob[]> => (await callApi<{ jobs: AnyJob[] }>(socket, 'GET', '/v1/jobs?mandate=ticker&limit=500')).jobs;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await sleep(200);
-  }
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bk-catchup-'));

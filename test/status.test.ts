@@ -18,6 +18,7 @@ import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon
 import { createBucket, s3Client } from './helpers/env.js';
 import { parseLines } from './helpers/logs.js';
 import { docker, HOST_IMAGE } from './setup/services.js';
+import { sleep, until } from './helpers/poll.js';
 
 const SKIPPED = 'status-skipped-db';
 const NEVER = '"0 0 29 2 *"';
@@ -56,17 +57,6 @@ async function start(checkInterval: string, dockerSocket?: string): Promise<Daem
   return daemon;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await sleep(200);
-  }
-}
 
 interface Listing {
   mandates: { name: string; health?: MandateHealth }[];
