@@ -66,7 +66,7 @@ export class ApiError extends Error {
 
 /** A client bound to one token; every call sends it as a bearer token. */
 export function createClient(token: string) {
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
@@ -80,6 +80,10 @@ export function createClient(token: string) {
   }
   return {
     token,
+    /** Any API route (shapes in docs/openapi.json); screens keep their typed wrappers in their own files. */
+    get: <T>(path: string) => call<T>('GET', path),
+    post: <T>(path: string, body?: unknown) => call<T>('POST', path, body),
+    del: <T>(path: string) => call<T>('DELETE', path),
     whoami: () => call<Whoami>('GET', '/v1/whoami'),
     mandates: () => call<MandateList>('GET', '/v1/mandates'),
     /** Running and queued jobs (the API filters one state per call). */

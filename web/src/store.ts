@@ -23,6 +23,13 @@ let client: Client | null = null;
 let stopStream: (() => void) | null = null;
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
+/** The signed-in client (null when signed out): screens call the API through it. */
+export function currentClient(): Client | null {
+  return client;
+}
+
+export const isAdmin = computed(() => state.who?.scope === 'admin');
+
 export const canOperate = computed(() => state.who?.scope === 'operate' || state.who?.scope === 'admin');
 
 function message(err: unknown): string {
@@ -56,7 +63,16 @@ function refreshSoon(): void {
   }, 250);
 }
 
+const listeners = new Set<(event: BackerEvent) => void>();
+
+/** Screens follow the live stream: the listener gets every event; call the returned function on unmount. */
+export function onBackerEvent(listener: (event: BackerEvent) => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
 function onEvent(event: BackerEvent): void {
+  for (const listener of listeners) listener(event);
   if (event.type === 'job.progress') {
     const job = state.running.find((j) => j.id === event.job_id);
     if (job) job.progress = event.progress as Job['progress'];
