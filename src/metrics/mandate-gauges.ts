@@ -1,7 +1,7 @@
 import type { AnyJob, MandateStats } from '../queue/types.js';
+import { computeHealth, STALE_FACTOR } from '../status/rules.js';
 import { MANDATE_STATUSES, type MandateHealth, type MandateStatus } from '../status/types.js';
 import type { MetricSet } from './definitions.js';
-import { defaultMaxAgeMs, fallbackStatus } from './fallback.js';
 import type { MetricsDeps } from './metrics.js';
 
 const seconds = (iso: string): number => Date.parse(iso) / 1000;
@@ -48,15 +48,25 @@ function setTimes(set: MetricSet, f: MandateFacts): void {
   if (f.stats?.last_stored_bytes != null) set.size.set({ mandate: f.name, kind: 'stored' }, f.stats.last_stored_bytes);
 }
 
+/**
+ * For a mandate the status monitor (src/status) has not judged yet (discovery just found it): the
+ * same rules, from the queue's persisted stats, first seen now.
+ */
+function unjudgedStatus(f: MandateFacts, intervalMs: number | null, maxAgeMs: number | null, now: number): MandateStatus {
+  if (f.skipped) return 'skipped';
+  const input = { mandate: f.name, skipped: null, interval: null, max_age_ms: maxAgeMs, stats: f.stats, first_seen_at: new Date(now).toISOString(), running: false };
+  return computeHealth(input, intervalMs, new Date(now)).status;
+}
+
 function setMandate(set: MetricSet, deps: MetricsDeps, f: MandateFacts, now: number): void {
   const labels = { mandate: f.name };
   setTimes(set, f);
   const interval = f.health?.expected_interval_ms ?? deps.scheduler.intervalMs(f.name);
-  const maxAge = f.health?.max_age_ms ?? defaultMaxAgeMs(interval);
+  const maxAge = f.health?.max_age_ms ?? (interval === null ? null : Math.round(interval * STALE_FACTOR));
   if (interval !== null) set.expectedInterval.set(labels, interval / 1000);
   if (maxAge !== null) set.maxAge.set(labels, maxAge / 1000);
   set.problems.set(labels, f.problems);
-  const status: MandateStatus = f.health?.status ?? (f.skipped ? 'skipped' : fallbackStatus(f.stats, maxAge, now));
+  const status: MandateStatus = f.health?.status ?? unjudgedStatus(f, interval, maxAge, now);
   for (const s of MANDATE_STATUSES) set.status.set({ mandate: f.name, status: s }, s === status ? 1 : 0);
   const verify = verifications(deps, f.name);
   if (verify.lastSuccess?.finished_at != null) set.verifyLastSuccess.set(labels, seconds(verify.lastSuccess.finished_at));
