@@ -28,6 +28,7 @@ const BIG = `ar-big-${ID}`; // local only, 24 MiB of random bytes: a download th
 const IDLE = `ar-idle-${ID}`; // never backed up
 const FAIL = `ar-fail-${ID}`; // its directory does not exist: every backup fails
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const LISTING_BOUND_MS = 1000;
 
 interface BackupPage {
   backups: Manifest[];
@@ -105,7 +106,8 @@ beforeAll(async () => {
   env = await createTestEnv('api-routes', `mandates:\n${mandates}`);
   socket = join(env.dir, 'data', 'backer.sock');
   dirs.AR_FAIL_DIR = join(env.dir, 'missing');
-  daemon = spawnDaemon(env.configPath, { env: dirs });
+  // A short listing bound (README "Manifest cache and listing index", 60 s by default): the test waits it out after a change by hand.
+  daemon = spawnDaemon(env.configPath, { env: { ...dirs, BACKER_INTERNAL_LISTING_MAX_AGE_MS: String(LISTING_BOUND_MS) } });
   await waitForHealth(daemon, socket, 60_000);
   // Names hold the second: one backup of a mandate per second.
   for (let i = 0; i < 3; i++) {
@@ -318,7 +320,7 @@ describe('targets', () => {
       force_path_style: true,
       access_key_id: '[REDACTED]',
       part_size_mb: 5,
-      queue_size: 4,
+      queue_size: 2,
     });
     expect(s3?.settings).not.toHaveProperty('secret_access_key');
     const raw = await rawRequest(socket, 'GET', '/v1/targets/s3');
@@ -357,6 +359,7 @@ describe('DELETE /v1/backups/{name}', () => {
     expect((await get<BackupPage>(`/v1/backups?mandate=${TWO}`)).total).toBe(6);
 
     await rm(join(env.dir, 'backups', oldest.artifact.key));
+    await sleep(LISTING_BOUND_MS + 200);
     const broken = await get<BackupPage>(`/v1/backups?mandate=${TWO}`);
     expect(broken.total).toBe(5);
     expect(broken.problems.map((p) => p.dangling?.name)).toEqual([oldest.name]);

@@ -90,7 +90,9 @@ describe('backups forget', () => {
     expect(human.stderr).toContain(`backer backups forget ${first.name}`);
 
     // A running daemon reports the same through its API, and forget works beside it.
-    const daemon = spawnCli(['daemon', '--config', env.configPath], { TEST_FILES_DIR: filesDir });
+    // A short listing bound (README "Manifest cache and listing index", 60 s by default): the forget
+    // below is another process, so the daemon sees it within the bound; the test waits it out.
+    const daemon = spawnCli(['daemon', '--config', env.configPath], { TEST_FILES_DIR: filesDir, BACKER_INTERNAL_LISTING_MAX_AGE_MS: '1000' });
     const socket = join(env.dir, 'data', 'backer.sock');
     try {
       for (let i = 0; i < 300 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
@@ -103,6 +105,7 @@ describe('backups forget', () => {
       expect(forget.stdout).toContain(`forgot ${first.name} on local`);
       // The copy on S3 is healthy: kept.
       expect(forget.stdout).toContain(`kept ${MANDATE}/${first.name}.manifest.json on s3`);
+      await new Promise((r) => setTimeout(r, 1200));
       expect((await callApi<{ problems: ManifestProblem[] }>(socket, 'GET', `/v1/backups?mandate=${MANDATE}`)).problems).toEqual([]);
       expect(await callApi<{ status: string }>(socket, 'GET', '/v1/health')).toMatchObject({ status: 'ok' });
     } finally {

@@ -1,6 +1,7 @@
 /**
  * Discovery against the private engine, through a dockerode whose inspect() is counted: an event
- * re-inspects only the container it names; a full refresh (the periodic resync, SIGHUP) all of them.
+ * re-inspects only the container it names; a full refresh (SIGHUP) all of them, the periodic re-list
+ * none (test/scale-containers.test.ts).
  */
 import Docker from 'dockerode';
 import { Writable } from 'node:stream';

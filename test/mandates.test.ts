@@ -75,6 +75,7 @@ describe('skipped mandates', () => {
         problems: [{ where: `container ${BAD} label backer.interval`, message: expect.stringMatching(/cron/) as unknown }],
         status: 'skipped',
         last_backup: null,
+        recent_sizes: [],
       });
       expect(reply?.mandates.map((m) => m.name)).toContain('mandates-files');
       expect(reply?.mandates.map((m) => m.name)).not.toContain(BAD);

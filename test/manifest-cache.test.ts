@@ -1,8 +1,11 @@
 /**
- * The manifest cache in a real `backer daemon` process, on a local directory and on s3rver: after
- * hand edits (manifest edited, artifact deleted or truncated, manifest deleted) GET /v1/backups
- * reports exactly what an uncached listing of the same target reports, and the daemon keeps
- * answering. In process: a warm listing reads no manifest, a changed one reads only that one.
+ * The manifest cache and the listing index in a real `backer daemon` process, on a local directory
+ * and on s3rver: once the documented bound has passed after hand edits (manifest edited, artifact
+ * deleted or truncated, manifest deleted), GET /v1/backups reports exactly what an uncached listing
+ * of the same target reports, and the daemon keeps answering. The daemon runs with a bound of
+ * BOUND_MS (BACKER_INTERNAL_LISTING_MAX_AGE_MS; 60 s by default) and the test waits that long; a
+ * backup and a removal through the daemon itself are seen at once. In process: a warm listing
+ * reads no manifest, a changed one reads only that one.
  */
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +18,8 @@ import { listBackups, type ManifestProblem } from '../src/manifests/store.js';
 import { createTarget } from '../src/targets/index.js';
 import type { Target } from '../src/targets/types.js';
 import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
-import { createTestEnv, s3Client, testProcessEnv, type TestEnv } from './helpers/env.js';
+import { createTestEnv, filesMandateYaml, s3Client, testProcessEnv, type TestEnv } from './helpers/env.js';
+import { sleep } from './helpers/poll.js';
 import { jsonRequest } from './helpers/socket-http.js';
 import { manifestBytes, storedFixture, type StoredFixture } from './helpers/stored-backups.js';
 
@@ -28,6 +32,10 @@ let env: TestEnv;
 let daemon: DaemonProcess;
 let socket: string;
 const targets = new Map<string, Target>();
+/** The daemon's listing bound: changes made by hand are reported at the latest this long after. */
+const BOUND_MS = 1500;
+/** Waits out the bound after a change made by hand. */
+const afterBound = (): Promise<void> => sleep(BOUND_MS + 200);
 
 function localStore(): Store {
   const path = (key: string): string => join(env.dir, 'backups', key);
@@ -78,10 +86,12 @@ async function storeAll(store: Store, fixtures: StoredFixture[]): Promise<void> 
 }
 
 beforeAll(async () => {
-  env = await createTestEnv('mcache');
-  const config = await loadConfigOrThrow(env.configPath, testProcessEnv());
+  env = await createTestEnv('mcache', `mandates:\n${filesMandateYaml('mc-own', 'MC_FILES', { target: 'local' })}`);
+  await mkdir(join(env.dir, 'files'), { recursive: true });
+  await writeFile(join(env.dir, 'files', 'a.txt'), 'own backup\n');
+  const config = await loadConfigOrThrow(env.configPath, { ...testProcessEnv(), MC_FILES: join(env.dir, 'files') });
   for (const t of config.targets) targets.set(t.name, createTarget(t));
-  daemon = spawnDaemon(env.configPath);
+  daemon = spawnDaemon(env.configPath, { env: { MC_FILES: join(env.dir, 'files'), BACKER_INTERNAL_LISTING_MAX_AGE_MS: String(BOUND_MS) } });
   socket = join(env.dir, 'data', 'backer.sock');
   await waitForHealth(daemon, socket, 60_000);
 }, 90_000);
@@ -102,6 +112,7 @@ describe.each([
       storedFixture(mandate, `${mandate}-${i}`, Buffer.from(`artifact ${i} `.repeat(i + 1)), new Date(Date.UTC(2026, 5, 1, i)), { name: targetName, type: targetName }),
     );
     await storeAll(store, fixtures);
+    await afterBound();
     const [edited, gone, short, forgotten, valid] = fixtures as [StoredFixture, StoredFixture, StoredFixture, StoredFixture, StoredFixture];
     expect((await compare(targetName)).total).toBe(5);
     expect((await compare(targetName)).problems).toEqual([]); // warm
@@ -109,11 +120,13 @@ describe.each([
     // A valid edit (same size) is seen; then an edit that breaks the manifest.
     edited.manifest.backer_version = '0.0.0-EDIT';
     await store.put(edited.manifestKey, manifestBytes(edited));
+    await afterBound();
     expect((await compare(targetName)).backups.find((m) => m.name === edited.name)?.backer_version).toBe('0.0.0-EDIT');
     await store.put(edited.manifestKey, Buffer.from(manifestBytes(edited).toString().replace(`"mandate": "${mandate}"`, '"mandate": "elsewhere"')));
     await store.remove(gone.artifactKey);
     await store.put(short.artifactKey, short.artifact.subarray(0, 4));
     await store.remove(forgotten.manifestKey);
+    await afterBound();
 
     const page = await compare(targetName);
     expect(page.backups.map((m) => m.name)).toEqual([valid.name]);
@@ -127,6 +140,7 @@ describe.each([
 
     // Repaired by hand: seen at once as well.
     await store.put(short.artifactKey, short.artifact);
+    await afterBound();
     expect((await compare(targetName)).backups.map((m) => m.name)).toEqual([valid.name, short.name]);
     const health = await jsonRequest<{ status: string }>(socket, 'GET', '/v1/health');
     expect(health.body.status).toBe('ok');
@@ -151,5 +165,27 @@ describe.each([
     const listing = await listBackups(counted, mandate);
     expect(reads).toEqual([changed.manifestKey]);
     expect(listing.backups.find((b) => b.manifest.name === changed.name)?.manifest.backer_version).toBe('0.0.0-ANEW');
+  });
+});
+
+describe('writes and removals through the daemon', () => {
+  it('are in the very next listing, whatever the bound', async () => {
+    await compare('local'); // the index exists and is fresh
+    const queued = await jsonRequest<{ job: { id: string } }>(socket, 'POST', '/v1/mandates/mc-own/backups');
+    expect(queued.status).toBe(202);
+    const done = await jsonRequest<{ job: { state: string; result: { name: string } | null } }>(socket, 'GET', `/v1/jobs/${queued.body.job.id}?wait=60`);
+    expect(done.body.job.state).toBe('succeeded');
+    const name = done.body.job.result?.name ?? '';
+    const page = await compare('local');
+    expect(page.backups.map((m) => m.name)).toContain(name);
+
+    // Removed through the daemon (forget refuses while the artifact is there): the artifact by hand, then forget.
+    const artifact = page.backups.find((m) => m.name === name)?.artifact.key ?? '';
+    await localStore().remove(artifact);
+    const forgot = await jsonRequest(socket, 'DELETE', `/v1/backups/${name}?target=local`);
+    expect(forgot.status).toBe(200);
+    const after = await compare('local');
+    expect(after.backups.map((m) => m.name)).not.toContain(name);
+    expect(after.problems.filter((p) => p.key.includes(name))).toEqual([]);
   });
 });

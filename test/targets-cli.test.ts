@@ -40,7 +40,7 @@ beforeAll(async () => {
   const api = `api:\n  listen: 127.0.0.1:0\n  tokens:\n    - name: viewer\n      token_file: viewer.token\n      scope: read\n`;
   // A target nothing answers for: listed as failing, never in the way of the others.
   const dead = `  - name: dead\n    type: s3\n    bucket: dead-bucket\n    endpoint: http://127.0.0.1:9\n    force_path_style: true\n    access_key_id: dead\n    secret_access_key: dead-secret-${ID}\n`;
-  env = await createTestEnv('targets-cli', `mandates:\n${filesMandateYaml(MANDATE, 'TC_FILES_DIR', { target: 'local', middleware: 'compression' })}${api}`, dead);
+  env = await createTestEnv('targets-cli', `mandates:\n${filesMandateYaml(MANDATE, 'TC_FILES_DIR', { target: 'local', middleware: 'compression' })}${api}`, dead, { docker: false });
   await writeFile(join(env.dir, 'viewer.token'), `${TOKEN}\n`, { mode: 0o600 });
   socket = join(env.dir, 'data', 'backer.sock');
   daemon = spawnDaemon(env.configPath, { env: dirs });

@@ -1,5 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { BackerError, describeError } from '../errors.js';
+import { indexedBackups, listingIndexEnabled, newestFirst, type IndexedBackup } from '../manifests/listing-index.js';
 import { MANIFEST_SUFFIX, type Manifest } from '../manifests/schema.js';
 import { listBackups, readManifest, type ManifestProblem, type StoredBackup } from '../manifests/store.js';
 import type { Target } from '../targets/types.js';
@@ -71,25 +72,48 @@ export function pickTargets(targets: ReadonlyMap<string, Target>, name: string |
   return [target];
 }
 
+type Listed = { backups: readonly IndexedBackup[]; problems: ManifestProblem[] };
+
+/** One target's trusted backups (newest first) and problems, from its listing index (src/manifests/listing-index.ts) or listed now. */
+async function listTarget(target: Target, mandate: string | undefined): Promise<Listed & { version?: number }> {
+  if (!listingIndexEnabled()) {
+    const listing = await listBackups(target, mandate);
+    return { backups: listing.backups.map((b) => ({ manifest: b.manifest, at: Date.parse(b.manifest.created_at) })), problems: listing.problems };
+  }
+  const view = await indexedBackups(target);
+  if (mandate === undefined) return { backups: view.backups, problems: [...view.problems], version: view.version };
+  const prefix = `${mandate}/`;
+  return { backups: view.backups.filter((b) => b.manifest.mandate === mandate), problems: view.problems.filter((p) => p.key.startsWith(prefix)) };
+}
+
+const acrossTargets = (a: IndexedBackup, b: IndexedBackup): number => newestFirst(a.manifest, b.manifest) || a.manifest.target.name.localeCompare(b.manifest.target.name);
+
+/** The last merge of several targets' views, reused while none of them changed. */
+let merged: { key: string; backups: readonly IndexedBackup[] } | undefined;
+
+function merge(listed: readonly (Listed & { version?: number })[]): readonly IndexedBackup[] {
+  const [only, ...rest] = listed;
+  if (only !== undefined && rest.length === 0) return only.backups;
+  const versions = listed.map((l) => l.version);
+  const key = versions.every((v) => v !== undefined) ? versions.join(',') : undefined;
+  if (key !== undefined && merged?.key === key) return merged.backups;
+  const backups = listed.flatMap((l) => l.backups).sort(acrossTargets);
+  if (key !== undefined) merged = { key, backups };
+  return backups;
+}
+
 /** Every trusted backup on the targets (newest first) and the problems; a target that cannot be listed is a problem, not a failure. */
-async function collect(targets: readonly Target[], mandate: string | undefined): Promise<{ backups: Manifest[]; problems: ManifestProblem[] }> {
-  const backups: Manifest[] = [];
-  const problems: ManifestProblem[] = [];
+async function collect(targets: readonly Target[], mandate: string | undefined): Promise<{ backups: readonly IndexedBackup[]; problems: ManifestProblem[] }> {
   const listings = await Promise.all(
-    targets.map(async (t) => {
+    targets.map(async (t): Promise<Listed & { version?: number }> => {
       try {
-        return await listBackups(t, mandate);
+        return await listTarget(t, mandate);
       } catch (err) {
         return { backups: [], problems: [{ target: t.name, key: mandate === undefined ? '' : `${mandate}/`, message: `${t.name}: cannot list backups: ${describeError(err)}` }] };
       }
     }),
   );
-  for (const listing of listings) {
-    backups.push(...listing.backups.map((b) => b.manifest));
-    problems.push(...listing.problems);
-  }
-  backups.sort((a, b) => b.created_at.localeCompare(a.created_at) || b.name.localeCompare(a.name) || a.target.name.localeCompare(b.target.name));
-  return { backups, problems };
+  return { backups: merge(listings), problems: listings.flatMap((l) => l.problems) };
 }
 
 /** One page of backups, newest first, filtered by mandate, target and time window; `total` counts every match. */
@@ -97,11 +121,9 @@ export async function backupPage(targets: ReadonlyMap<string, Target>, filter: B
   const { backups, problems } = await collect(pickTargets(targets, filter.target), filter.mandate);
   const since = filter.since === undefined ? -Infinity : Date.parse(filter.since);
   const until = filter.until === undefined ? Infinity : Date.parse(filter.until);
-  const matching = backups.filter((m) => {
-    const at = Date.parse(m.created_at);
-    return at >= since && at < until;
-  });
-  return { backups: matching.slice(filter.offset, filter.offset + filter.limit), total: matching.length, limit: filter.limit, offset: filter.offset, problems };
+  const matching = filter.since === undefined && filter.until === undefined ? backups : backups.filter((b) => b.at >= since && b.at < until);
+  const page = matching.slice(filter.offset, filter.offset + filter.limit).map((b) => b.manifest);
+  return { backups: page, total: matching.length, limit: filter.limit, offset: filter.offset, problems };
 }
 
 export interface FoundBackup {

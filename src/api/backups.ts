@@ -4,6 +4,7 @@ import { z } from '@hono/zod-openapi';
 import { BackerError } from '../errors.js';
 import { forgetBackup } from '../manifests/forget.js';
 import type { ApiDeps } from './app.js';
+import { backupCopySchema, backupDetail, verificationRecordSchema } from './backup-detail.js';
 import { backupPage, backupsQuerySchema, findBackup, oneCopy, pagingQuery, pickTargets, targetQuerySchema } from './backup-listing.js';
 import { audit, defineRoute, type ApiApp, type Json } from './route.js';
 import { errors, jsonContent, manifestDocSchema, manifestProblemSchema } from './schemas.js';
@@ -51,7 +52,19 @@ const showRoute = defineRoute('read', {
   path: '/v1/backups/{name}',
   summary: "A backup's manifest on each target that holds it",
   request: { params: idParams, query: targetQuerySchema },
-  responses: { 200: jsonContent(z.object({ manifests: z.array(manifestDocSchema) }).openapi('BackupManifests'), 'The manifests'), ...errors(400, 401, 403, 404) },
+  responses: {
+    200: jsonContent(
+      z
+        .object({
+          manifests: z.array(manifestDocSchema),
+          copies: z.array(backupCopySchema).openapi({ description: 'Each target holding a manifest of it: the artifact present, or the problem' }),
+          verifications: z.array(verificationRecordSchema).openapi({ description: 'The verification records of the trusted copies, newest first' }),
+        })
+        .openapi('BackupManifests'),
+      'The manifests, copies and verification records',
+    ),
+    ...errors(400, 401, 403, 404),
+  },
 });
 
 const downloadRoute = defineRoute('admin', {
@@ -96,8 +109,10 @@ export function registerBackupRoutes(app: ApiApp, deps: ApiDeps, json: Json): vo
   });
 
   app.openapi(showRoute, async (c) => {
-    const found = await findBackup(targets, c.req.valid('param').name, c.req.valid('query').target);
-    return json({ manifests: found.map((f) => f.stored.manifest) });
+    const target = c.req.valid('query').target;
+    const found = await findBackup(targets, c.req.valid('param').name, target);
+    const detail = await backupDetail(found, pickTargets(targets, target));
+    return json({ manifests: found.map((f) => f.stored.manifest), ...detail });
   });
 
   app.openapi(downloadRoute, async (c) => {

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { nameSchema } from '../config/schema-kit.js';
 import { whereIn, type ConfigProblem } from '../config/problems.js';
-import { SCOPES, type Scope } from './route.js';
+import { SCOPES, type Scope } from './scopes.js';
 
 /** `api.listen`: `HOST:PORT` (`[::1]:8080` for IPv6; port 0: any free port). */
 export const listenSchema = z

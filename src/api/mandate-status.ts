@@ -1,8 +1,8 @@
 import { z } from '@hono/zod-openapi';
 import { RETRY_CLASS, type ErrorCode } from '../errors.js';
 import type { MandateSpec } from '../mandates/types.js';
-import type { BackupResult } from '../pipeline/run-backup.js';
 import type { Queue } from '../queue/queue.js';
+import type { RecentBackups } from '../queue/types.js';
 import { MANDATE_STATUSES, type MandateHealth } from '../status/types.js';
 import type { ApiDeps } from './app.js';
 
@@ -43,14 +43,24 @@ export const lastBackupSchema = z
 
 export type LastBackup = z.infer<typeof lastBackupSchema>;
 
+/** Raw sizes the sparkline of `GET /v1/mandates` shows (`recent_sizes`). */
+export const RECENT_SIZES = 30;
+
 /** The newest succeeded backup job's result, or null. */
-export function lastBackup(queue: Pick<Queue, 'page'>, mandate: string): LastBackup {
-  const job = queue.page({ mandate, kind: 'backup', state: 'succeeded', limit: 1, offset: 0 }).jobs[0];
-  const result = job?.result;
-  if (!job || !result || !('raw_size' in result)) return null;
-  const backup = result as BackupResult;
-  const stored = backup.targets.find((t) => t.status === 'succeeded' && t.size !== null);
-  return { name: backup.name, created_at: job.started_at ?? job.created_at, raw_bytes: backup.raw_size, stored_bytes: stored?.size ?? null };
+function lastBackup(recent: RecentBackups | undefined): LastBackup {
+  const newest = recent?.newest;
+  if (!newest || newest.name === null) return null;
+  return { name: newest.name, created_at: newest.started_at ?? newest.created_at, raw_bytes: newest.raw_bytes, stored_bytes: newest.stored_bytes };
+}
+
+/** Last backup and recent raw sizes (oldest first) of every mandate, from one store query. */
+function backupFigures(queue: Pick<Queue, 'recentBackups'>, mandates: readonly string[]): (mandate: string) => { last_backup: LastBackup; recent_sizes: number[] } {
+  const byMandate = new Map(queue.recentBackups(mandates, RECENT_SIZES).map((r) => [r.mandate, r]));
+  return (mandate) => {
+    const recent = byMandate.get(mandate);
+    const sizes = (recent?.raw_sizes ?? []).filter((n): n is number => n !== null);
+    return { last_backup: lastBackup(recent), recent_sizes: sizes.reverse() };
+  };
 }
 
 /** `status` and `health` when the daemon has a status monitor; nothing otherwise. */
@@ -64,15 +74,17 @@ export function mandateListing(
   settings: (m: MandateSpec, nextRun: Date | null, nextVerify: Date | null) => Record<string, unknown>,
 ): Record<string, unknown> {
   const snapshot = deps.services.discovery.current();
+  // One query for all mandates (not one per mandate: issue 11, 500 containers).
+  const figures = backupFigures(deps.queue, [...snapshot.mandates.map((m) => m.name), ...snapshot.skipped.map((s) => s.name)]);
   const one = (m: MandateSpec): Record<string, unknown> => ({
     ...settings(m, deps.scheduler.nextRun(m.name), deps.scheduler.nextRun(m.name, 'verify')),
     ...healthFields(deps.status?.get(m.name)),
-    last_backup: lastBackup(deps.queue, m.name),
+    ...figures(m.name),
   });
   return {
     mandates: snapshot.mandates.map(one),
     // Skipped mandates are not run (their problems say why), but their older backups stay visible.
-    skipped: snapshot.skipped.map((s) => ({ ...s, status: 'skipped' as const, last_backup: lastBackup(deps.queue, s.name) })),
+    skipped: snapshot.skipped.map((s) => ({ ...s, status: 'skipped' as const, ...figures(s.name) })),
     problems: snapshot.problems,
     docker_error: snapshot.docker_error,
   };
@@ -89,4 +101,5 @@ export const mandateStatusFields = {
   status: z.enum(MANDATE_STATUSES).optional().openapi({ description: 'From the status monitor: ok, stale, failing, never_succeeded or skipped' }),
   health: mandateHealthSchema.optional(),
   last_backup: lastBackupSchema,
+  recent_sizes: z.array(z.number()).openapi({ description: `Raw sizes (bytes) of the last ${RECENT_SIZES} succeeded backups, oldest first` }),
 };

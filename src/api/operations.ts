@@ -88,6 +88,7 @@ function mandateDetail(deps: ApiDeps, m: MandateSpec): Record<string, unknown> {
     next_verification: deps.scheduler.nextRun(m.name, 'verify')?.toISOString() ?? null,
     stats: deps.queue.mandateStats(m.name) ?? emptyStats(m.name),
     recent_jobs: deps.queue.page({ mandate: m.name, limit: RECENT_JOBS, offset: 0 }).jobs,
+    settings_sources: m.settings_sources ?? {},
   };
 }
 
@@ -104,6 +105,11 @@ async function waitForJob(queue: Queue, id: string, ms: number, request: AbortSi
     clearTimeout(timer);
     request.removeEventListener('abort', onClientGone);
   }
+}
+
+/** A job as GET /v1/jobs shows it: with `queue_position` (1: next to get a slot) while it waits, ready to run; null otherwise. */
+function withPosition(job: AnyJob, positions: ReadonlyMap<string, number>): AnyJob & { queue_position: number | null } {
+  return { ...job, queue_position: positions.get(job.id) ?? null };
 }
 
 function mustGetJob(queue: Queue, id: string): AnyJob {
@@ -188,7 +194,8 @@ export function registerOperationRoutes(app: ApiApp, deps: ApiDeps, json: Json):
   app.openapi(jobsRoute, (c) => {
     const query = c.req.valid('query');
     const { jobs, total } = deps.queue.page(query);
-    return json({ jobs, total, limit: query.limit, offset: query.offset });
+    const positions = deps.queue.positions();
+    return json({ jobs: jobs.map((j) => withPosition(j, positions)), total, limit: query.limit, offset: query.offset });
   });
 
   app.openapi(jobRoute, async (c) => {
@@ -196,7 +203,7 @@ export function registerOperationRoutes(app: ApiApp, deps: ApiDeps, json: Json):
     const { wait } = c.req.valid('query');
     mustGetJob(deps.queue, id);
     const job = wait === undefined ? mustGetJob(deps.queue, id) : await waitForJob(deps.queue, id, wait * 1000, c.req.raw.signal);
-    return json({ job, history: deps.queue.history(id) });
+    return json({ job: withPosition(job, deps.queue.positions()), history: deps.queue.history(id) });
   });
 
   app.openapi(cancelRoute, (c) => json({ job: deps.queue.cancel(c.req.valid('param').id) }));

@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
 import { BackerError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
+import { SCOPES, type Scope } from './scopes.js';
 
 /**
  * The API's conventions, shared by every route file:
@@ -13,11 +14,9 @@ import type { Logger } from '../logging/logger.js';
  * - requests on operate/admin routes are audited; `audit(c, action, details)` adds the details of an action.
  */
 
-/** What a token may do: `read` ⊂ `operate` ⊂ `admin`. */
-export type Scope = 'read' | 'operate' | 'admin';
+export { SCOPES, type Scope } from './scopes.js';
 /** A route's access: a scope, or `public` (no token needed: liveness, readiness, health). */
 export type Access = Scope | 'public';
-export const SCOPES: readonly Scope[] = ['read', 'operate', 'admin'];
 
 /** Who sends a request: the unix socket (trusted as admin) or a named token over TCP. */
 export interface Principal {

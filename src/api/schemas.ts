@@ -38,6 +38,12 @@ export const jobSchema = z
     finished_at: z.string().nullable(),
     error: jobErrorSchema,
     result: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'A backup result, or a restore/verify/drill result with its `kind`.' }),
+    queue_position: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .openapi({ description: 'GET /v1/jobs and /v1/jobs/{id}: a queued job ready to run, its place in the order jobs get a slot (1: next; target and Docker limits may still start a later one first); null otherwise' }),
   })
   .openapi('Job');
 
@@ -112,6 +118,14 @@ export const mandateListSchema = z
   })
   .openapi('MandateList');
 
+export const settingSourceSchema = z
+  .union([
+    z.object({ from: z.literal('label'), label: z.string().openapi({ description: 'The container label, e.g. backer.interval' }) }),
+    z.object({ from: z.literal('config'), path: z.string().openapi({ description: 'The key in the config file, e.g. mandates.shop.interval' }) }),
+    z.object({ from: z.literal('default') }),
+  ])
+  .openapi('SettingSource');
+
 export const mandateDetailSchema = z
   .looseObject({
     mandate: z.looseObject({ ...mandateSettings, priority: z.number().int(), retention_rules: z.record(z.string(), z.unknown()).optional() }),
@@ -120,6 +134,7 @@ export const mandateDetailSchema = z
     stats: mandateStatsSchema,
     recent_jobs: z.array(jobSchema),
     health: mandateHealthSchema.optional(),
+    settings_sources: z.record(z.string(), settingSourceSchema).openapi({ description: 'Where each setting came from: a label, a config path or the default' }),
   })
   .openapi('MandateDetail');
 

@@ -54,7 +54,7 @@ const SECURITY_HEADERS = {
 export interface UiHandler {
   /** A response for a UI request (GET/HEAD outside the API's paths), or undefined: the API answers. */
   handle(request: Request): Promise<Response> | undefined;
-  /** Whether the built app was found (checked once by `check()`). */
+  /** Whether the built app is there (looked up again on every request until it is found). */
   check(): Promise<boolean>;
 }
 
@@ -79,16 +79,21 @@ const NOT_BUILT = 'The Backer web UI is not built: run `npm run build` in the ch
 /** Serves `dir`: files by path, /assets/* cached for good, every other path the app's index.html (SPA routes). */
 export function createUi(options: { dir?: string; logger?: Logger } = {}): UiHandler {
   const dir = options.dir ?? DEFAULT_UI_DIR;
-  let built: boolean | undefined;
+  let built = false;
+  let warned = false;
 
+  /** Until the app is found, every request looks again: a build finished after the start is served without a restart. */
   async function check(): Promise<boolean> {
     built = await isFile(join(dir, 'index.html'));
-    if (!built) options.logger?.warn({ component: 'ui', dir }, `web UI not built: ${join(dir, 'index.html')} is missing; / answers 503 (run npm run build, or set ui.enabled: false)`);
+    if (!built && !warned) {
+      warned = true;
+      options.logger?.warn({ component: 'ui', dir }, `web UI not built: ${join(dir, 'index.html')} is missing; / answers 503 (run npm run build, or set ui.enabled: false)`);
+    }
     return built;
   }
 
   async function serve(request: Request, pathname: string): Promise<Response> {
-    if (built === undefined) await check();
+    if (!built) await check();
     if (!built) return new Response(NOT_BUILT, { status: 503, headers: { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' } });
     const head = request.method === 'HEAD';
     const wanted = normalize(join(dir, pathname));

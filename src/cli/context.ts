@@ -1,11 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import Docker from 'dockerode';
 import { BackerError } from '../errors.js';
 import type { Endpoint } from './client.js';
 import { configInvalid, findConfigPath, loadConfigOrThrow } from '../config/load.js';
 import type { BackerConfig } from '../config/schema.js';
-import { buildSnapshot, staticMandateProblems } from '../discovery/snapshot.js';
-import { sources } from '../sources/index.js';
 import { loadDemoConfig } from './demo-config.js';
 
 export interface GlobalOptions {
@@ -39,7 +36,10 @@ export async function loadCliConfig(options: GlobalOptions): Promise<LoadedConfi
 export async function loadRunConfig(options: GlobalOptions): Promise<LoadedConfig> {
   const loaded = await loadCliConfig(options);
   const { config, path } = loaded;
-  const docker = config.docker.enabled ? new Docker({ socketPath: config.docker.socket_path }) : null;
+  // Imported here, not at the top: the commands that only talk to the daemon never load them, and
+  // Docker's client (dockerode, with gRPC) is loaded only when Docker is on.
+  const [{ buildSnapshot, staticMandateProblems }, { sources }] = await Promise.all([import('../discovery/snapshot.js'), import('../sources/index.js')]);
+  const docker = config.docker.enabled ? new (await import('dockerode')).default({ socketPath: config.docker.socket_path }) : null;
   const problems = staticMandateProblems(await buildSnapshot(docker, config, sources, path), path);
   if (problems.length > 0) throw configInvalid(path, problems);
   return loaded;

@@ -1,28 +1,42 @@
 import { Command, CommanderError } from 'commander';
 import { describeError, errorCode, type ErrorCode } from '../errors.js';
 import { BACKER_VERSION } from '../util/version.js';
-import { backupCommand, type BackupOptions } from './commands/backup.js';
-import { forgetCommand, listCommand, showCommand, type ForgetOptions, type ListOptions } from './commands/backups.js';
-import { configCheckCommand } from './commands/config-check.js';
-import { configSchemaCommand } from './commands/config-schema.js';
-import { daemonCommand } from './commands/daemon.js';
-import { demoCommand } from './commands/demo.js';
-import { healthCommand } from './commands/health.js';
-import { notifyTestCommand } from './commands/notify.js';
-import { mandatesListCommand } from './commands/mandates.js';
-import { mandatesTestCommand } from './commands/mandate-test.js';
-import { registerOperationCommands } from './commands/operations-cli.js';
-import { restoreCommand, type RestoreOptions } from './commands/restore.js';
-import { tokenCreateCommand, type TokenCreateOptions } from './commands/token.js';
-import { targetsListCommand, targetsShowCommand } from './commands/targets.js';
-import { retentionPlanCommand, type RetentionPlanOptions } from './commands/retention.js';
-import { stateResetCommand, stateShowCommand, type StateResetOptions } from './commands/state.js';
-import { verifyCommand, type VerifyOptions } from './commands/verify.js';
+import type { BackupOptions } from './commands/backup.js';
+import type { ForgetOptions, ListOptions } from './commands/backups.js';
+import type { RestoreOptions } from './commands/restore.js';
+import type { TokenCreateOptions } from './commands/token.js';
+import type { RetentionPlanOptions } from './commands/retention.js';
+import type { StateResetOptions } from './commands/state.js';
+import type { VerifyOptions } from './commands/verify.js';
 import type { GlobalOptions } from './context.js';
 import { EXIT, EXIT_HELP, exitCodeFor } from './exit-codes.js';
 import { printJson } from './output.js';
+import { registerOperationCommands } from './commands/operations-cli.js';
 
 type Action<O> = (options: O) => Promise<number>;
+
+/**
+ * Each command's module is imported when that command runs, not at start: `backer health` or
+ * `backer restore --wait` never load the daemon, the API server, Docker's client or the AWS SDK.
+ */
+const commands = {
+  backup: () => import('./commands/backup.js'),
+  backups: () => import('./commands/backups.js'),
+  configCheck: () => import('./commands/config-check.js'),
+  configSchema: () => import('./commands/config-schema.js'),
+  daemon: () => import('./commands/daemon.js'),
+  demo: () => import('./commands/demo.js'),
+  health: () => import('./commands/health.js'),
+  notify: () => import('./commands/notify.js'),
+  mandates: () => import('./commands/mandates.js'),
+  mandateTest: () => import('./commands/mandate-test.js'),
+  restore: () => import('./commands/restore.js'),
+  token: () => import('./commands/token.js'),
+  targets: () => import('./commands/targets.js'),
+  retention: () => import('./commands/retention.js'),
+  state: () => import('./commands/state.js'),
+  verify: () => import('./commands/verify.js'),
+};
 
 /** --json anywhere before a `--`: also known when commander could not parse the rest. */
 const JSON_WANTED = ((): boolean => {
@@ -74,17 +88,17 @@ const program = new Command('backer')
   .configureOutput(JSON_WANTED ? { outputError: () => undefined, writeErr: () => undefined } : {})
   .exitOverride();
 
-program.command('daemon').description('run discovery, the scheduler, the job queue and the API socket until SIGTERM/SIGINT').action(run(daemonCommand));
+program.command('daemon').description('run discovery, the scheduler, the job queue and the API socket until SIGTERM/SIGINT').action(run(async (o) => (await commands.daemon()).daemonCommand(o)));
 
 program
   .command('health')
   .description('ask the running daemon over its API socket whether it is up (exit 0 when ok; the image\'s HEALTHCHECK)')
-  .action(run(healthCommand));
+  .action(run(async (o) => (await commands.health()).healthCommand(o)));
 
 program
   .command('demo')
   .description('run the daemon on the embedded demo config (a files mandate to ./backer-data/demo-backups, plus labelled containers)')
-  .action(run(() => demoCommand()));
+  .action(run(async () => (await commands.demo()).demoCommand()));
 
 program
   .command('backup')
@@ -92,7 +106,7 @@ program
   .argument('<mandate>', 'mandate name (the container name for labelled containers)')
   .option('--wait', 'follow the job; exit 0 only if it succeeded')
   .option('--once', 'run the backup in this process, without a daemon; exit 0/1')
-  .action(run<BackupOptions & { mandate?: string }>((o) => backupCommand(program.commands.find((c) => c.name() === 'backup')?.args[0] ?? '', o)));
+  .action(run<BackupOptions & { mandate?: string }>(async (o) => (await commands.backup()).backupCommand(program.commands.find((c) => c.name() === 'backup')?.args[0] ?? '', o)));
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 const restore = program
@@ -109,7 +123,7 @@ const restore = program
   .option('--no-verify-first', 'stream straight into the destination (hashes still checked on the way; fails loudly at the end)')
   .option('--no-safety-backup', 'do not back up the original first (needs --yes for --to original)')
   .option('--no-rollback', 'leave the destination as a failed restore left it (the safety backup is kept)')
-  .action(run<RestoreOptions>((o) => restoreCommand(restore.args[0] ?? '', restore.args[1], o)));
+  .action(run<RestoreOptions>(async (o) => (await commands.restore()).restoreCommand(restore.args[0] ?? '', restore.args[1], o)));
 
 const verify = program
   .command('verify')
@@ -119,7 +133,7 @@ const verify = program
   .option('--target <name>', 'only the copies on this target')
   .option('--level <level>', 'size | hash | decode | drill', 'decode')
   .option('--subset <n/t>', 'only the n-th of t slices of the backups (a daily 1/7..7/7 rotation reads everything weekly)')
-  .action(run<VerifyOptions>((o) => verifyCommand(verify.args[0], verify.args[1], o)));
+  .action(run<VerifyOptions>(async (o) => (await commands.verify()).verifyCommand(verify.args[0], verify.args[1], o)));
 
 const backups = program.command('backups').description('list and inspect stored backups (reads the targets directly)');
 backups
@@ -127,47 +141,47 @@ backups
   .description('list backups, newest first')
   .option('--mandate <name>', 'only this mandate')
   .option('--target <name>', 'only this target')
-  .action(run<ListOptions>(listCommand));
+  .action(run<ListOptions>(async (o) => (await commands.backups()).listCommand(o)));
 backups
   .command('show')
   .description('print the manifest of a backup')
   .argument('<name|uuid>', 'backup name or uuid')
   .option('--target <name>', 'only this target')
-  .action(run<ListOptions>((o) => showCommand(backups.commands.find((c) => c.name() === 'show')?.args[0] ?? '', o)));
+  .action(run<ListOptions>(async (o) => (await commands.backups()).showCommand(backups.commands.find((c) => c.name() === 'show')?.args[0] ?? '', o)));
 backups
   .command('forget')
   .description('remove the manifest of a backup whose artifact is missing (deleted by hand); refuses when the artifact is present')
   .argument('<name|uuid>', 'backup name or uuid')
   .option('--target <name>', 'only this target')
-  .action(run<ForgetOptions>((o) => forgetCommand(backups.commands.find((c) => c.name() === 'forget')?.args[0] ?? '', o)));
+  .action(run<ForgetOptions>(async (o) => (await commands.backups()).forgetCommand(backups.commands.find((c) => c.name() === 'forget')?.args[0] ?? '', o)));
 
 const state = program.command('state').description('the state database in data_dir (jobs, history, stats)');
-state.command('show').description('where state.db is, its schema version, size, jobs by state and the daemon using it').action(run(stateShowCommand));
+state.command('show').description('where state.db is, its schema version, size, jobs by state and the daemon using it').action(run(async (o) => (await commands.state()).stateShowCommand(o)));
 state
   .command('reset')
   .description('move state.db away (kept as state.db.reset-TIME) and start a fresh one with stats rebuilt from the targets\' manifests')
   .option('--yes', 'do it (without: print what would be done and exit 1)')
-  .action(run<StateResetOptions>(stateResetCommand));
+  .action(run<StateResetOptions>(async (o) => (await commands.state()).stateResetCommand(o)));
 
 const mandates = program.command('mandates').description('mandates known to the running daemon');
 mandates
   .command('list')
   .description('every mandate with its schedule, targets, last backup and status, and the skipped ones with their problems')
-  .action(run(mandatesListCommand));
+  .action(run(async (o) => (await commands.mandates()).mandatesListCommand(o)));
 registerOperationCommands(program, mandates, run);
 const mandateTest = mandates
   .command('test')
   .description('run every check a backup of MANDATE needs (container, dump tool, credentials, targets, middleware) through the daemon; stores nothing; exit 0 only if all pass')
   .argument('<mandate>', 'mandate name')
-  .action(run((o) => mandatesTestCommand(mandateTest.args[0] ?? '', o)));
+  .action(run(async (o) => (await commands.mandateTest()).mandatesTestCommand(mandateTest.args[0] ?? '', o)));
 
 const targets = program.command('targets').description('storage targets of the running daemon: usage, health, settings');
-targets.command('list').description('every target with its backups, bytes and health').action(run(targetsListCommand));
+targets.command('list').description('every target with its backups, bytes and health').action(run(async (o) => (await commands.targets()).targetsListCommand(o)));
 const targetShow = targets
   .command('show')
   .description("one target: usage, health, settings (never credentials), the mandates that write to it")
   .argument('<target>', 'target name')
-  .action(run((o) => targetsShowCommand(targetShow.args[0] ?? '', o)));
+  .action(run(async (o) => (await commands.targets()).targetsShowCommand(targetShow.args[0] ?? '', o)));
 
 const retention = program.command('retention').description('GFS retention of stored backups (reads the targets directly)');
 retention
@@ -175,14 +189,14 @@ retention
   .description('print which backups of MANDATE each retention rule keeps and which would be deleted, with the reason; deletes nothing')
   .argument('<mandate>', 'mandate name')
   .option('--target <name>', 'only this target of the mandate')
-  .action(run<RetentionPlanOptions>((o) => retentionPlanCommand(retention.commands.find((c) => c.name() === 'plan')?.args[0] ?? '', o)));
+  .action(run<RetentionPlanOptions>(async (o) => (await commands.retention()).retentionPlanCommand(retention.commands.find((c) => c.name() === 'plan')?.args[0] ?? '', o)));
 
 const notify = program.command('notify').description('notification destinations (notifications: in the config file)');
 const notifyTest = notify
   .command('test')
   .description('send a test message to each destination (or NAME) from this process; one line per delivery, exit 0 only if all succeeded')
   .argument('[name]', 'only this destination')
-  .action(run((o) => notifyTestCommand(notifyTest.args[0], o)));
+  .action(run(async (o) => (await commands.notify()).notifyTestCommand(notifyTest.args[0], o)));
 
 const token = program.command('token').description('bearer tokens of the API over TCP (api.tokens)');
 const tokenCreate = token
@@ -190,17 +204,17 @@ const tokenCreate = token
   .description('print a new random token once, and the api.tokens line (its SHA-256 and scope) to add to the config')
   .argument('<name>', 'the token\'s name (shown in audit log lines)')
   .requiredOption('--scope <scope>', 'read | operate | admin')
-  .action(run<TokenCreateOptions>((o) => tokenCreateCommand(tokenCreate.args[0] ?? '', o)));
+  .action(run<TokenCreateOptions>(async (o) => (await commands.token()).tokenCreateCommand(tokenCreate.args[0] ?? '', o)));
 
 const config = program.command('config').description('configuration tools');
 config
   .command('check')
   .description("validate the config file and every discovered container's labels")
-  .action(run(configCheckCommand));
+  .action(run(async (o) => (await commands.configCheck()).configCheckCommand(o)));
 config
   .command('schema')
   .description('print the JSON Schema of backer.yml, for editors (backer config schema > backer.schema.json)')
-  .action(run(configSchemaCommand));
+  .action(run(async () => (await commands.configSchema()).configSchemaCommand()));
 
 // Every command's --help ends with the exit codes.
 const withExitHelp = (command: Command): void => {

@@ -4,7 +4,7 @@ import type { BackerConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { SourceRegistry } from '../sources/registry.js';
-import { buildSnapshot, type InspectCache, type Snapshot } from './snapshot.js';
+import { buildSnapshot, type InspectCache, type ParseCache, type Snapshot } from './snapshot.js';
 
 export interface DiscoveryOptions {
   docker: Docker | null;
@@ -33,9 +33,11 @@ const RELEVANT = new Set(['create', 'start', 'stop', 'die', 'destroy', 'rename',
 
 /**
  * Level-triggered: any container event schedules a re-list of all containers; only the container
- * the event names is inspected again (the others' environments are kept by id), and the periodic
- * resync, refresh() (SIGHUP) and every event-stream gap re-inspect all. Identical snapshots are
- * dropped. Bad labels are reported once per change and never stop the daemon.
+ * the event names is inspected again (the others' environments are kept by id). The periodic
+ * resync re-lists without inspecting again what it knows (an environment cannot change under the
+ * same container id), so an idle daemon with 500 containers makes one list call per resync, not
+ * 500 inspections; refresh() (SIGHUP) and every event-stream gap re-inspect all. Identical
+ * snapshots are dropped. Bad labels are reported once per change and never stop the daemon.
  */
 export function createDiscovery(options: DiscoveryOptions): Discovery {
   let snapshot: Snapshot = { mandates: [], problems: [], docker_error: null, skipped: [] };
@@ -47,6 +49,7 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
   let inflight: Promise<Snapshot> | undefined;
   let again = false;
   const inspected: InspectCache = new Map();
+  const parsed: ParseCache = new Map();
   /** The next re-list inspects every container again. */
   let full = true;
   let retryTimer: NodeJS.Timeout | undefined;
@@ -92,7 +95,7 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
           again = false;
           if (full) inspected.clear();
           full = false;
-          const next = await buildSnapshot(options.docker, options.config, options.sources, options.configFile, undefined, inspected);
+          const next = await buildSnapshot(options.docker, options.config, options.sources, options.configFile, undefined, inspected, parsed);
           // With Docker disabled (docker null) nothing is said about it.
           if (options.docker && next.docker_error !== null) dockerDown(next.docker_error);
           else if (options.docker) dockerUp();
@@ -182,7 +185,7 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
     async start() {
       await subscribe();
       await refreshAll();
-      timer = setInterval(() => void refreshAll(), options.resyncMs ?? 60_000);
+      timer = setInterval(() => void refresh(), options.resyncMs ?? 60_000);
       timer.unref();
     },
     current: () => snapshot,

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 
 export type Logger = PinoLogger;
 export type LogFormat = 'json' | 'pretty';
@@ -58,9 +58,15 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
+/** pino-pretty (a CommonJS package) is loaded only when the pretty format is asked for: the JSON default never pays for it. */
+function prettyStream(): DestinationStream {
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+  return pretty.build({ destination: 2, sync: true });
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const base: DestinationStream =
-    options.destination ?? (options.format === 'pretty' ? pretty({ destination: 2, sync: true }) : pino.destination({ dest: 2, sync: true }));
+    options.destination ?? (options.format === 'pretty' ? prettyStream() : pino.destination({ dest: 2, sync: true }));
   return pino(
     {
       level: options.level ?? 'info',

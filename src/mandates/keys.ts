@@ -43,7 +43,18 @@ function isVerifyLevel(value: string): value is VerifyLevel {
  * `target`, `middleware` and the source's options are read elsewhere (they need the registry and
  * the config's names).
  */
-export function mandateKeysSchema(context: KeysContext) {
+function buildMandateKeysSchema(contextNow: () => KeysContext) {
+  const context = {
+    get container() {
+      return contextNow().container;
+    },
+    get name() {
+      return contextNow().name;
+    },
+    get verifyDefaults() {
+      return contextNow().verifyDefaults;
+    },
+  };
   return z.object({
     enabled: optionalString().transform((raw, ctx) => {
       if (raw === undefined) return undefined;
@@ -103,7 +114,28 @@ export function mandateKeysSchema(context: KeysContext) {
   });
 }
 
-export type MandateKeys = z.output<ReturnType<typeof mandateKeysSchema>>;
+/**
+ * Built once: building it costs about as much as a parse, and a host with hundreds of labelled
+ * containers parses three key sets per container. Its transforms read the context of the parse
+ * under way (parses are synchronous, so one at a time).
+ */
+let activeContext: KeysContext | null = null;
+const MANDATE_KEYS_SCHEMA = buildMandateKeysSchema(() => {
+  if (activeContext === null) throw new Error('mandate keys parsed without a context');
+  return activeContext;
+});
+
+/** Parses `picked` (raw key → string) with `context`'s defaults and checks. */
+function parseMandateKeys(picked: Record<string, string>, context: KeysContext) {
+  activeContext = context;
+  try {
+    return MANDATE_KEYS_SCHEMA.safeParse(picked);
+  } finally {
+    activeContext = null;
+  }
+}
+
+export type MandateKeys = z.output<typeof MANDATE_KEYS_SCHEMA>;
 export type MandateKey = keyof MandateKeys;
 
 /**
@@ -119,7 +151,7 @@ export function readMandateKeys(
 ): MandateKeys | undefined {
   const picked: Record<string, string> = {};
   for (const key of keys) if (raw[key] !== undefined) picked[key] = raw[key];
-  const result = mandateKeysSchema(context).safeParse(picked);
+  const result = parseMandateKeys(picked, context);
   if (result.success) return result.data;
   for (const key of keys) {
     for (const issue of result.error.issues) if (issue.path[0] === key) add(key, issue.message);

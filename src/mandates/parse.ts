@@ -8,6 +8,7 @@ import { combineRetention, RETENTION_KEYS, unknownRetentionKey } from '../retent
 import { ALERT_KEYS } from './alert-keys.js';
 import { hostOnlyProblems } from './host-only.js';
 import { DEFAULT_INTERVAL, DEFAULT_PRIORITY, DEFAULT_RETENTION, readMandateKeys, type KeysContext } from './keys.js';
+import { settingsSources } from './provenance.js';
 import { parseSourceOptions } from './source-options.js';
 import { checkRefs } from './refs.js';
 import type { MandateSpec } from './types.js';
@@ -172,7 +173,7 @@ export function parseMandate(input: ParseMandateInput): ParseMandateResult {
   if (problems.length > 0 || definition === undefined) return { problems };
   return {
     problems,
-    mandate: { name: input.name, origin: input.origin, source: { type: definition.type, container, options }, ...core, describe },
+    mandate: { name: input.name, origin: input.origin, source: { type: definition.type, container, options }, ...core, describe, settings_sources: settingsSources(input) },
   };
 }
 

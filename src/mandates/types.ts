@@ -1,6 +1,7 @@
 import type { VerifyLevel } from '../manifests/verification.js';
 import type { RetentionRules } from '../retention/gfs.js';
 import type { MandateAlerts } from './alert-keys.js';
+import type { SettingsSources } from './provenance.js';
 
 /** A fully validated mandate: what to back up, how, where and when. */
 export interface MandateSpec {
@@ -49,4 +50,6 @@ export interface MandateSpec {
    * the label form.
    */
   describe?: (key: string) => string;
+  /** Where each setting came from (label, config path or default; src/mandates/provenance.ts). Absent for mandates built in code. */
+  settings_sources?: SettingsSources;
 }

@@ -12,6 +12,7 @@
  * target with more manifests than the cap still lists correctly, only re-reading the overflow.
  */
 import type { ObjectInfo, Target } from '../targets/types.js';
+import { noteTouched } from './listing-index.js';
 import type { Manifest } from './schema.js';
 
 export type CachedVerdict = { ok: true; manifest: Manifest } | { ok: false; message: string };
@@ -96,9 +97,14 @@ export function manifestCacheOf(target: Target): ManifestCache | undefined {
   return cache;
 }
 
-/** Forgets what is cached for `key` (a write or removal through Backer). */
+export function manifestCacheEnabled(): boolean {
+  return options.enabled;
+}
+
+/** Forgets what is cached for `key` (a write or removal through Backer), and tells the listing index. */
 export function invalidateManifest(target: Target, key: string): void {
   caches.get(target)?.delete(key);
+  noteTouched(target, key);
 }
 
 /** The fingerprint a listing gives for an object, or undefined when the backend gives no etag. */

@@ -1,10 +1,10 @@
 import { pipeline, Transform, type Duplex, type Readable, type TransformCallback } from 'node:stream';
-import { createHash, type Hash } from 'node:crypto';
 import { BackerError } from '../errors.js';
 import type { Middleware } from '../middleware/types.js';
 import type { Digest, Manifest, Step } from '../manifests/schema.js';
 import type { VerificationCheck } from '../manifests/verification.js';
 import type { Target } from '../targets/types.js';
+import { StreamDigest } from './hash-digest.js';
 
 const COMPONENT = 'decode';
 
@@ -14,8 +14,8 @@ const COMPONENT = 'decode';
  * once; any difference fails at the end, so that nothing downstream takes the last bytes as good.
  */
 export class CheckingStream extends Transform {
-  private readonly md5: Hash = createHash('md5');
-  private readonly sha256: Hash = createHash('sha256');
+  /** md5 + sha256 on a hash thread, off the event loop (hash-digest.ts). */
+  private readonly hash = new StreamDigest((err) => this.destroy(err));
   private size = 0;
 
   constructor(
@@ -34,21 +34,33 @@ export class CheckingStream extends Transform {
       callback(mismatch(`${this.label} is longer than the manifest's ${this.expected.size} bytes`));
       return;
     }
-    this.md5.update(chunk);
-    this.sha256.update(chunk);
     this.onBytes?.(this.size);
-    callback(null, chunk);
+    const ready = this.hash.update(chunk);
+    this.push(chunk);
+    if (ready) callback();
+    else this.hash.whenReady(callback);
   }
 
   override _flush(callback: TransformCallback): void {
-    const actual = { size: this.size, md5: this.md5.digest('hex'), sha256: this.sha256.digest('hex') };
+    this.hash.finish().then(
+      (actual) => callback(this.compare(actual)),
+      (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.hash.drop();
+    callback(err);
+  }
+
+  private compare(actual: Digest): BackerError | null {
     const differs: string[] = [];
     for (const field of ['size', 'md5', 'sha256'] as const) {
       const ok = actual[field] === this.expected[field];
       this.record({ check: `${this.label} ${field}`, ok, expected: this.expected[field], actual: actual[field] });
       if (!ok) differs.push(field);
     }
-    callback(differs.length === 0 ? null : mismatch(`${this.label}: ${differs.join(', ')} differ${differs.length === 1 ? 's' : ''} from the manifest (the stored backup was changed or damaged)`));
+    return differs.length === 0 ? null : mismatch(`${this.label}: ${differs.join(', ')} differ${differs.length === 1 ? 's' : ''} from the manifest (the stored backup was changed or damaged)`);
   }
 }
 

@@ -31,6 +31,13 @@ export interface RestoreResult {
   target: string;
   to: string;
   plan: string[];
+  /** Containers the restore stops while it applies (started again afterwards). */
+  stops: string[];
+  /** Whether a safety backup of the original is taken before anything is applied. */
+  takes_safety_backup: boolean;
+  /** The artifact as stored, and the raw dump it decodes to (the manifest's first step). */
+  artifact_bytes: number;
+  raw_bytes: number;
   dry_run: boolean;
   safety_backup: string | null;
   rolled_back: boolean;
@@ -54,6 +61,7 @@ interface Prepared {
   request: RestoreRequest;
   parsed: ParsedDestination;
   plan: string[];
+  stops: string[];
   context: DumpContext;
 }
 
@@ -94,10 +102,10 @@ async function prepare(mandate: MandateSpec, params: RestoreParams, services: Re
   if (parsed.destination.kind === 'container' && parsed.destination.original && params.safety_backup) head.push(`back up the current state of ${parsed.destination.container} first (tagged safety)`);
   if (parsed.scratch !== null) {
     const scratch = await planScratch(services.docker, { source: mandate.source.container ?? '', name: parsed.scratch, job: jobId });
-    return { backup, source, request, parsed, context, plan: [...head, ...scratch, `restore the ${mandate.source.type} backup into it`] };
+    return { backup, source, request, parsed, context, plan: [...head, ...scratch, `restore the ${mandate.source.type} backup into it`], stops: [] };
   }
   const own = await (source.planRestore?.(mandate.source.options, request, context) ?? Promise.resolve({ steps: [], stops: [] }));
-  return { backup, source, request, parsed, context, plan: [...head, ...own.steps] };
+  return { backup, source, request, parsed, context, plan: [...head, ...own.steps], stops: own.stops };
 }
 
 /** Applies one backup through the reverse chain into the destination (hashes checked on the way). */
@@ -132,6 +140,10 @@ function baseResult(mandate: MandateSpec, params: RestoreParams, prepared: Prepa
     target: prepared.backup.target.name,
     to: params.to,
     plan: prepared.plan,
+    stops: prepared.stops,
+    takes_safety_backup: prepared.parsed.destination.kind === 'container' && prepared.parsed.destination.original && params.safety_backup,
+    artifact_bytes: prepared.backup.manifest.artifact.size,
+    raw_bytes: prepared.backup.manifest.steps[0]?.size ?? prepared.backup.manifest.artifact.size,
     dry_run: params.dry_run,
     safety_backup: null,
     rolled_back: false,

@@ -1,5 +1,5 @@
 import { addToStats } from './stats.js';
-import { TERMINAL_STATES, type AnyJob, type JobEvent, type JobFilter, type JobStore, type MandateStats } from './types.js';
+import { TERMINAL_STATES, type AnyJob, type RecentBackups, type JobEvent, type JobFilter, type JobStore, type MandateStats } from './types.js';
 
 /** Newest created first; jobs created in the same millisecond keep newest-saved first. */
 function newestFirst(jobs: AnyJob[]): AnyJob[] {
@@ -12,6 +12,15 @@ function matches(job: AnyJob, filter: JobFilter): boolean {
     (filter.kind === undefined || job.kind === filter.kind) &&
     (filter.state === undefined || job.state === filter.state)
   );
+}
+
+/** The newest succeeded backup job as recentBackups() gives it (same fields as the SQLite store's query). */
+function newestOf(job: AnyJob | undefined): RecentBackups['newest'] {
+  if (job === undefined) return null;
+  const result = job.result as { name?: string; raw_size?: number | null; targets?: { status: string; size: number | null }[] } | null;
+  const stored = result?.targets?.find((t) => t.status === 'succeeded' && t.size !== null);
+  const name = result !== null && 'raw_size' in result ? (result.name ?? null) : null;
+  return { name, created_at: job.created_at, started_at: job.started_at, raw_bytes: result?.raw_size ?? null, stored_bytes: stored?.size ?? null };
 }
 
 /**
@@ -69,6 +78,14 @@ export function createMemoryJobStore(limit = 1000): JobStore {
     orphaned: (owner) => [...jobs.values()].filter((j) => j.state === 'running' && leases.get(j.id) !== undefined && leases.get(j.id) !== owner),
     mandateStats: (mandate) => stats.get(mandate) ?? null,
     allMandateStats: () => [...stats.values()].sort((a, b) => a.mandate.localeCompare(b.mandate)),
+    recentBackups(mandates, perMandate) {
+      const succeeded = newestFirst([...jobs.values()].filter((j) => j.kind === 'backup' && j.state === 'succeeded'));
+      return [...new Set(mandates)].map((mandate) => {
+        const mine = succeeded.filter((j) => j.mandate === mandate).slice(0, perMandate);
+        const sizes = mine.map((j) => (j.result as { raw_size?: number | null } | null)?.raw_size ?? null);
+        return { mandate, newest: newestOf(mine[0]), raw_sizes: sizes };
+      });
+    },
     claimFire(mandate, kind, at) {
       const key = `${kind}:${mandate}:${at.toISOString()}`;
       if (fires.has(key)) return false;

@@ -7,9 +7,9 @@ import { ownerKey } from '../state/daemon-lock.js';
 import { currentOwner } from '../state/owner.js';
 import { AttemptAbort, interruptRestore, runAttempt, type AttemptOptions, type JobRunContext, type RetryPolicy } from './attempt.js';
 import { createMemoryJobStore } from './memory-store.js';
-import { overloaded, pickRunnable, type Candidate } from './policy.js';
+import { overloaded, pickRunnable, queueOrder, type Candidate } from './policy.js';
 import { queueStats, type QueueStats } from './queue-stats.js';
-import { TERMINAL_STATES, type AnyJob, type JobEvent, type JobFilter, type JobKind, type JobOutcome, type JobStore, type JobTrigger, type MandateStats } from './types.js';
+import { TERMINAL_STATES, type AnyJob, type RecentBackups, type JobEvent, type JobFilter, type JobKind, type JobOutcome, type JobStore, type JobTrigger, type MandateStats } from './types.js';
 
 export type { JobRunContext, RetryPolicy } from './attempt.js';
 export type { QueueStats } from './queue-stats.js';
@@ -77,8 +77,15 @@ export interface Queue {
   /** The job's history: attempts, retries, interruptions (oldest first). */
   history(id: string): JobEvent[];
   stats(): QueueStats;
+  /**
+   * Each queued job that is ready to run (no retry time ahead) by id, with its place in the order
+   * the queue gives slots (1: next); limits may still let a later job start first.
+   */
+  positions(): ReadonlyMap<string, number>;
   /** The mandate's figures kept by the store (backups only); null before its first finished backup. */
   mandateStats(mandate: string): MandateStats | null;
+  /** The newest `perMandate` succeeded backups of each of `mandates` (one store query for all; one entry each, in order). */
+  recentBackups(mandates: readonly string[], perMandate: number): RecentBackups[];
   /**
    * Resolves with the job once it reached a terminal state, or, when `signal` aborts first (a wait
    * that timed out, a client that went away), with the job as it is then. Either way nothing of
@@ -291,8 +298,18 @@ export function createQueue(options: QueueOptions): Queue {
     for (const job of store.active()) if (job.state === 'queued') pending.add(job.id);
   };
 
+  const positions = (): Map<string, number> => {
+    const now = new Date();
+    const ready = [...pending]
+      .map((id) => store.get(id))
+      .filter((j): j is AnyJob => j?.state === 'queued' && !running.has(j.id) && (j.not_before === null || Date.parse(j.not_before) <= now.getTime()));
+    const order = queueOrder(ready.map(candidate), now, options.agingMs ?? 600_000);
+    return new Map(order.map((c, i) => [c.job.id, i + 1]));
+  };
+
   return {
     enqueue: (mandate, trigger) => submit({ kind: 'backup', mandate, trigger }),
+    positions,
     submit,
     get: read,
     page: (filter) => {
@@ -301,6 +318,7 @@ export function createQueue(options: QueueOptions): Queue {
     },
     list: (filter) => store.list({ ...filter, limit: Number.MAX_SAFE_INTEGER }).jobs.map((j) => withProgress(j) ?? j),
     mandateStats: (mandate) => store.mandateStats(mandate),
+    recentBackups: (mandates, perMandate) => store.recentBackups(mandates, perMandate),
     history: (id) => {
       mustGet(id);
       return store.events(id);

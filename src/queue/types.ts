@@ -77,6 +77,18 @@ export interface JobFilter {
   offset?: number;
 }
 
+/**
+ * A mandate's newest succeeded backups as the mandate listing reads them (`GET /v1/mandates`: last
+ * backup and sparkline), without the rest of their results.
+ */
+export interface RecentBackups {
+  mandate: string;
+  /** The newest succeeded backup job, null when there is none; `name` null when its result is not a backup's (no `raw_size`). */
+  newest: { name: string | null; created_at: string; started_at: string | null; raw_bytes: number | null; stored_bytes: number | null } | null;
+  /** Raw sizes of the newest succeeded backups, newest first (null where a result has none). */
+  raw_sizes: (number | null)[];
+}
+
 /** Per-mandate figures kept across restarts (backups only). */
 export interface MandateStats {
   mandate: string;
@@ -117,6 +129,8 @@ export interface JobStore {
   /** Kept up to date by save() when a backup reaches a terminal state. */
   mandateStats(mandate: string): MandateStats | null;
   allMandateStats(): MandateStats[];
+  /** The newest `perMandate` succeeded backups of each of `mandates` (by name; one entry each, in order): one query for all of them. */
+  recentBackups(mandates: readonly string[], perMandate: number): RecentBackups[];
   /** Records one scheduled fire (mandate, kind, time); false when it was already recorded. */
   claimFire(mandate: string, kind: string, at: Date): boolean;
   /** The newest recorded fire of a mandate's schedule kind, or null. */

@@ -1,4 +1,5 @@
 import { Cron } from 'croner';
+import { describeError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { VerifyLevel } from '../manifests/verification.js';
 import type { MandateSpec } from '../mandates/types.js';
@@ -72,10 +73,31 @@ function wantedSchedules(mandates: readonly MandateSpec[]): Map<string, Schedule
 /** A fire time to the second: the key of a scheduled run. */
 const toSecond = (at: Date): Date => new Date(Math.floor(at.getTime() / 1000) * 1000);
 
+/** The longest the single timer sleeps: a wall clock that jumps (suspend, NTP) is noticed this late at most. */
+const MAX_SLEEP_MS = 60_000;
+
+interface Job {
+  schedule: Schedule;
+  signature: string;
+  /** Computes fire times only: it has no callback, hence no timer of its own. */
+  cron: Cron;
+  /** The next fire time, kept so that asking for it (GET /v1/mandates, per mandate) costs nothing. */
+  next: Date | null;
+  interval?: { at: number; ms: number | null };
+}
+
+/**
+ * One timer for every schedule, not one per mandate: it sleeps until the earliest fire time (at
+ * most MAX_SLEEP_MS), fires what is due and sleeps again, so an idle daemon with 500 mandates wakes
+ * as rarely as one with a single mandate. Fire times come from croner in UTC (a fixed offset of 0:
+ * the same times as the "UTC" zone without its per-call Intl cost).
+ */
 export function createScheduler(options: SchedulerOptions): Scheduler {
-  const jobs = new Map<string, { signature: string; cron: Cron; interval?: { at: number; ms: number | null } }>();
+  const jobs = new Map<string, Job>();
   const { logger } = options;
   let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+  let wakeAt = Infinity;
 
   const fire = (schedule: Schedule, at: Date, catchUp: boolean): void => {
     const { mandate, run } = schedule;
@@ -99,14 +121,45 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     fire(schedule, toSecond(missed), true);
   };
 
+  /** Fires every due schedule once (a late wake-up fires a missed time once, then moves on), then sleeps again. */
+  const wake = (): void => {
+    timer = undefined;
+    wakeAt = Infinity;
+    if (closed) return;
+    const now = new Date();
+    for (const job of jobs.values()) {
+      if (job.next === null || job.next.getTime() > now.getTime()) continue;
+      const at = job.next;
+      job.next = job.cron.nextRun(now);
+      if (options.paused === true) continue;
+      try {
+        fire(job.schedule, toSecond(at), false);
+      } catch (err) {
+        // One failing trigger must not stop the timer that every other schedule needs.
+        logger.error({ mandate: job.schedule.mandate, kind: job.schedule.run.kind, err: describeError(err) }, 'a scheduled run could not be triggered');
+      }
+    }
+    arm();
+  };
+
+  /** (Re)arms the timer for the earliest fire time, unless it is armed for that already. */
+  const arm = (): void => {
+    if (closed) return;
+    let earliest = Date.now() + MAX_SLEEP_MS;
+    for (const job of jobs.values()) if (job.next !== null && job.next.getTime() < earliest) earliest = job.next.getTime();
+    if (timer !== undefined && wakeAt <= earliest) return;
+    clearTimeout(timer);
+    wakeAt = earliest;
+    timer = setTimeout(wake, Math.max(0, earliest - Date.now()));
+  };
+
   const create = (key: string, schedule: Schedule): void => {
     const { mandate, interval, run } = schedule;
     // UTC, like the <DATE> placeholder, so that schedules do not move with the host's zone.
-    const cron: Cron = new Cron(interval, { timezone: 'UTC', protect: true, mode: '5-or-6-parts', paused: options.paused ?? false }, () =>
-      fire(schedule, toSecond(cron.currentRun() ?? new Date()), false),
-    );
-    jobs.set(key, { signature: signature(schedule), cron });
-    logger.debug({ mandate, kind: run.kind, interval, next: cron.nextRun()?.toISOString() }, 'scheduled');
+    const cron = new Cron(interval, { utcOffset: 0, mode: '5-or-6-parts' });
+    const next = cron.nextRun();
+    jobs.set(key, { schedule, signature: signature(schedule), cron, next });
+    logger.debug({ mandate, kind: run.kind, interval, next: next?.toISOString() }, 'scheduled');
     catchUp(schedule, cron);
   };
 
@@ -116,14 +169,12 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       const wanted = wantedSchedules(mandates);
       for (const [key, job] of jobs) {
         const schedule = wanted.get(key);
-        if (schedule === undefined || signature(schedule) !== job.signature) {
-          job.cron.stop();
-          jobs.delete(key);
-        }
+        if (schedule === undefined || signature(schedule) !== job.signature) jobs.delete(key);
       }
       for (const [key, schedule] of wanted) if (!jobs.has(key)) create(key, schedule);
+      arm();
     },
-    nextRun: (mandate, kind = 'backup') => jobs.get(keyOf(mandate, kind))?.cron.nextRun() ?? null,
+    nextRun: (mandate, kind = 'backup') => jobs.get(keyOf(mandate, kind))?.next ?? null,
     intervalMs(mandate) {
       const job = jobs.get(keyOf(mandate, 'backup'));
       if (!job) return null;
@@ -136,7 +187,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     },
     close() {
       closed = true;
-      for (const job of jobs.values()) job.cron.stop();
+      clearTimeout(timer);
+      timer = undefined;
       jobs.clear();
       return Promise.resolve();
     },

@@ -26,6 +26,9 @@ const NEWLINE = Buffer.from('\n');
 export class SqlLineFilter extends Transform {
   private held: Buffer[] = [];
   private heldSize = 0;
+  /** What one input chunk gives, pushed as one chunk: a dump is mostly short lines, and a push per line and per newline costs more than the copy. */
+  private out: Buffer[] = [];
+  private outSize = 0;
   private mode: 'start' | 'pass' | 'hold' = 'start';
   private source: Readable | null = null;
 
@@ -70,6 +73,7 @@ export class SqlLineFilter extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
     try {
       this.process(chunk);
+      this.pushOut();
       callback();
     } catch (err) {
       callback(err as Error);
@@ -79,6 +83,7 @@ export class SqlLineFilter extends Transform {
   override _flush(callback: TransformCallback): void {
     try {
       if (this.heldSize > 0 || this.mode === 'hold') this.finishLine(false);
+      this.pushOut();
     } catch (err) {
       callback(err as Error);
       return;
@@ -87,13 +92,26 @@ export class SqlLineFilter extends Transform {
     end.then(() => callback(), (err: unknown) => callback(err as Error));
   }
 
+  private output(bytes: Buffer): void {
+    this.out.push(bytes);
+    this.outSize += bytes.length;
+  }
+
+  private pushOut(): void {
+    if (this.outSize === 0) return;
+    const out = this.out.length === 1 ? (this.out[0] as Buffer) : Buffer.concat(this.out, this.outSize);
+    this.out = [];
+    this.outSize = 0;
+    this.push(out);
+  }
+
   private process(chunk: Buffer): void {
     let pos = 0;
     while (pos < chunk.length) {
       const nl = chunk.indexOf(0x0a, pos);
       const end = nl === -1 ? chunk.length : nl;
       if (this.mode === 'pass') {
-        if (!this.hooks.dropping() && end > pos) this.push(chunk.subarray(pos, end));
+        if (!this.hooks.dropping() && end > pos) this.output(chunk.subarray(pos, end));
       } else {
         this.hold(chunk.subarray(pos, end));
       }
@@ -101,7 +119,7 @@ export class SqlLineFilter extends Transform {
         if (this.mode === 'start' && this.heldSize >= DECIDE_BYTES) this.decide();
         return;
       }
-      if (this.mode === 'pass') this.push(NEWLINE);
+      if (this.mode === 'pass') this.output(NEWLINE);
       else this.finishLine(true);
       this.mode = 'start';
       pos = nl + 1;
@@ -132,7 +150,7 @@ export class SqlLineFilter extends Transform {
       this.mode = 'hold';
       return;
     }
-    if (!this.hooks.dropping()) for (const b of this.held) this.push(b);
+    if (!this.hooks.dropping()) for (const b of this.held) this.output(b);
     this.held = [];
     this.heldSize = 0;
     this.mode = 'pass';
@@ -141,11 +159,11 @@ export class SqlLineFilter extends Transform {
   private finishLine(newline: boolean): void {
     if (this.mode === 'hold' || this.matches()) {
       const out = this.hooks.line(this.text());
-      if (out.length > 0) this.push(Buffer.from(out, 'utf8'));
+      if (out.length > 0) this.output(Buffer.from(out, 'utf8'));
     } else if (!this.hooks.dropping()) {
-      for (const b of this.held) this.push(b);
+      for (const b of this.held) this.output(b);
     }
-    if (newline) this.push(NEWLINE);
+    if (newline) this.output(NEWLINE);
     this.held = [];
     this.heldSize = 0;
   }

@@ -1,7 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type { ErrorCode } from '../errors.js';
 import { addToStats } from '../queue/stats.js';
-import { TERMINAL_STATES, type AnyJob, type JobEvent, type JobFilter, type JobStore, type MandateStats } from '../queue/types.js';
+import { TERMINAL_STATES, type AnyJob, type RecentBackups, type JobEvent, type JobFilter, type JobStore, type MandateStats } from '../queue/types.js';
 import type { StateDb } from './db.js';
 
 interface JobRow {
@@ -30,6 +30,44 @@ interface StatsRow extends Omit<MandateStats, 'last_error'> {
 const JOB_COLUMNS = 'id, kind, mandate, params, progress, trigger, state, priority, attempts, not_before, wait_ms, created_at, started_at, finished_at, error, result';
 const TERMINAL_SQL = [...TERMINAL_STATES].map((s) => `'${s}'`).join(', ');
 const NEWEST_FIRST = 'ORDER BY created_at DESC, seq DESC';
+
+/** The newest succeeded backup jobs of a mandate `m.value`, newest first (an index walk on jobs_mandate_created that stops early). */
+const SUCCEEDED_BACKUPS = `FROM jobs WHERE mandate = m.value AND kind = 'backup' AND state = 'succeeded' ${NEWEST_FIRST}`;
+
+/**
+ * For each named mandate, in one statement (`GET /v1/mandates`, issue 11): the newest succeeded
+ * backup's name, times and sizes (the stored size of its first succeeded target with one), and the
+ * raw sizes of the newest N, newest first. Per mandate two index walks that stop early, never a
+ * scan of the whole history; only those rows' JSON is read. `name` is null when the result is not
+ * a backup's (no `raw_size` key), as lastBackup() in src/api/mandate-status.ts expects.
+ */
+const RECENT_BACKUPS_SQL = `
+  SELECT m.value AS mandate, n.created_at, n.started_at,
+    CASE WHEN json_type(n.result, '$.raw_size') IS NOT NULL THEN json_extract(n.result, '$.name') END AS name,
+    json_extract(n.result, '$.raw_size') AS raw_bytes,
+    (SELECT json_extract(t.value, '$.size') FROM json_each(n.result, '$.targets') t
+     WHERE json_extract(t.value, '$.status') = 'succeeded' AND json_extract(t.value, '$.size') IS NOT NULL ORDER BY t.key LIMIT 1) AS stored_bytes,
+    (SELECT json_group_array(raw ORDER BY created_at DESC, seq DESC)
+     FROM (SELECT json_extract(result, '$.raw_size') AS raw, created_at, seq ${SUCCEEDED_BACKUPS} LIMIT @per)) AS sizes
+  FROM json_each(@mandates) m
+  LEFT JOIN jobs n ON n.seq = (SELECT seq ${SUCCEEDED_BACKUPS} LIMIT 1)
+  ORDER BY m.key`;
+
+interface RecentRow {
+  mandate: string;
+  created_at: string | null;
+  started_at: string | null;
+  name: string | null;
+  raw_bytes: number | null;
+  stored_bytes: number | null;
+  sizes: string;
+}
+
+function toRecent(row: RecentRow): RecentBackups {
+  const { mandate, created_at, started_at, name, raw_bytes, stored_bytes } = row;
+  const newest = created_at === null ? null : { name, created_at, started_at, raw_bytes, stored_bytes };
+  return { mandate, newest, raw_sizes: JSON.parse(row.sizes) as (number | null)[] };
+}
 
 const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
 const parse = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
@@ -84,6 +122,7 @@ function prepare(db: Database) {
       `INSERT OR REPLACE INTO mandate_stats (mandate, last_success_at, last_failure_at, last_error, successes, failures, last_duration_ms, avg_duration_ms, last_raw_bytes, last_stored_bytes)
        VALUES (@mandate, @last_success_at, @last_failure_at, @last_error, @successes, @failures, @last_duration_ms, @avg_duration_ms, @last_raw_bytes, @last_stored_bytes)`,
     ),
+    recentBackups: db.prepare<[{ mandates: string; per: number }], RecentRow>(RECENT_BACKUPS_SQL),
     claimFire: db.prepare<[string, string, string]>('INSERT OR IGNORE INTO schedule_fires (mandate, kind, at) VALUES (?, ?, ?)'),
     lastFire: db.prepare<[string, string], { at: string | null }>('SELECT MAX(at) AS at FROM schedule_fires WHERE mandate = ? AND kind = ?'),
     prune: db.prepare<[string]>(`DELETE FROM jobs WHERE state IN (${TERMINAL_SQL}) AND finished_at IS NOT NULL AND finished_at < ?`),
@@ -163,6 +202,7 @@ export function createSqliteJobStore(state: StateDb): JobStore {
       return row ? toStats(row) : null;
     },
     allMandateStats: () => s.allStats.all().map(toStats),
+    recentBackups: (mandates, perMandate) => s.recentBackups.all({ mandates: JSON.stringify([...new Set(mandates)]), per: perMandate }).map(toRecent),
     claimFire: (mandate, kind, at) => s.claimFire.run(mandate, kind, at.toISOString()).changes === 1,
     lastFire(mandate, kind) {
       const at = s.lastFire.get(mandate, kind)?.at ?? null;

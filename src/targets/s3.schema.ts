@@ -19,10 +19,17 @@ export const s3TargetSchema = z
     /** Default: the AWS SDK's credential chain (environment, profile, instance role). */
     access_key_id: z.string().min(1).optional(),
     secret_access_key: z.string().min(1).optional(),
-    /** Multipart part size in MiB (5..5120). Default: 16 (fits 160 GiB under the 10000-part limit). */
-    part_size_mb: z.number().int().min(5).max(5120).default(16),
-    /** Parts uploaded at once. Default: 4. Memory per upload is about part_size_mb × queue_size. */
-    queue_size: z.number().int().min(1).max(64).default(4),
+    /**
+     * Multipart part size in MiB (5..5120). Default: 8. S3 allows 10,000 parts, so this caps the
+     * artifact (after compression and encryption): 8 MiB × 10,000 = 78 GiB; raise it for more.
+     */
+    part_size_mb: z.number().int().min(5).max(5120).default(8),
+    /**
+     * Parts uploaded at once. Default: 2. Memory per running upload is about
+     * (queue_size + 2) × part_size_mb: the parts in flight, the part being filled, and the copy
+     * that joins its chunks (32 MiB with the defaults).
+     */
+    queue_size: z.number().int().min(1).max(64).default(2),
     /** e.g. STANDARD_IA. Default: the bucket's default. */
     storage_class: z.string().min(1).optional(),
     /** e.g. AES256 or aws:kms. Default: none. */

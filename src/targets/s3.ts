@@ -1,6 +1,7 @@
 /**
  * S3 (and S3-compatible) target: object key = `prefix + key`. Artifacts stream through a
- * multipart upload (memory ≈ part_size_mb × queue_size); an object only exists once the upload
+ * multipart upload (memory ≈ (queue_size + 2) × part_size_mb: the parts in flight, the one being
+ * filled and lib-storage's copy joining its chunks); an object only exists once the upload
  * completes, and a failed or cancelled upload is aborted so no parts are left behind.
  */
 import {
@@ -191,7 +192,10 @@ export function createS3Target(config: S3TargetConfig): Target {
       if (options.signal.aborted) {
         throw fail('JOB_CANCELLED', `writing "${key}" was cancelled`, key, options.signal.reason, extra);
       }
-      const sourceFailed = feed.status === 'rejected' && !uploadFailed.signal.aborted;
+      // The source failed when the feed did on its own. A feed that only ended aborted while the upload
+      // failed (the upload's failure tore the feed down before its catch above ran) is the upload's failure.
+      const feedAborted = feed.status === 'rejected' && feed.reason instanceof Error && feed.reason.name === 'AbortError';
+      const sourceFailed = feed.status === 'rejected' && !uploadFailed.signal.aborted && !(feedAborted && up.status === 'rejected');
       const cause: unknown = sourceFailed ? feed.reason : up.status === 'rejected' ? up.reason : undefined;
       if (!sourceFailed && isPreconditionFailure(cause)) throw refused(key, cause);
       throw fail('TARGET_WRITE_FAILED', `could not upload "${key}" to bucket ${bucket}`, key, cause, extra);

@@ -84,6 +84,7 @@ describe('parseMandate', () => {
         verify: { interval: null, level: 'decode' },
         alerts: { max_age_ms: null, min_size_bytes: null, size_change_percent: null },
         describe: expect.any(Function) as unknown,
+        settings_sources: expect.objectContaining({ type: { from: 'label', label: 'backer.type' }, interval: { from: 'default' } }) as unknown,
       },
     });
   });

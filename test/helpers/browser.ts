@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -19,10 +20,16 @@ export function launchChromium(): Promise<Browser> {
   });
 }
 
-/** Builds the web app into dist/web (what the daemon serves), as `npm run build` does: a production build (vitest sets NODE_ENV=test, which would give Vue's development build). Returns vite's report (sizes, gzip). */
-export async function buildWebApp(): Promise<string> {
+/**
+ * Builds the web app into dist/web (what the daemon serves), as `npm run build` does: a production
+ * build (vitest sets NODE_ENV=test, which would give Vue's development build). Returns vite's
+ * report (sizes, gzip). `outDir` (absolute) builds elsewhere, for a daemon with that `ui.dir`: its
+ * page is then not disturbed by other test files rebuilding dist/web meanwhile.
+ */
+export async function buildWebApp(outDir?: string): Promise<string> {
   const vite = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
-  const { stdout } = await run(process.execPath, [vite, 'build', '--config', 'web/vite.config.ts'], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', NODE_ENV: 'production' } });
+  const args = [vite, 'build', '--config', 'web/vite.config.ts', ...(outDir === undefined ? [] : ['--outDir', outDir, '--emptyOutDir'])];
+  const { stdout } = await run(process.execPath, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', NODE_ENV: 'production' } });
   return stdout;
 }
 
@@ -47,4 +54,24 @@ export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) }));
   });
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+/** A free loopback port (the daemon listens there; a restarted daemon comes back where the page expects it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Signs the page in at `base` with `token` and waits for the header to name the token. */
+export async function signInPage(page: Page, base: string, token: string): Promise<void> {
+  await page.goto(`${base}/`);
+  await page.getByLabel('API token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('who').waitFor();
 }

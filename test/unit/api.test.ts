@@ -147,6 +147,7 @@ describe('api', () => {
         verify_level: 'decode',
         next_verify: null,
         last_backup: null,
+        recent_sizes: [],
       },
       {
         name: 'shop-db',
@@ -163,11 +164,12 @@ describe('api', () => {
         verify_level: 'drill',
         next_verify: '2030-01-06T05:00:00.000Z',
         last_backup: null,
+        recent_sizes: [],
       },
     ]);
     expect(json.problems).toEqual(snapshot.problems);
     expect(json.skipped).toEqual([
-      { name: 'broken', origin: 'labels', container: 'broken', problems: [{ where: 'container broken label backer.interval', message: 'not a cron expression' }], status: 'skipped', last_backup: null },
+      { name: 'broken', origin: 'labels', container: 'broken', problems: [{ where: 'container broken label backer.interval', message: 'not a cron expression' }], status: 'skipped', last_backup: null, recent_sizes: [] },
     ]);
     expect(json.docker_error).toBeNull();
     for (const m of json.mandates) for (const key of Object.keys(m)) expect(key).toMatch(/^[a-z]+(_[a-z]+)*$/);

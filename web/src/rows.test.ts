@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Job, Mandate, SkippedMandate } from './api';
-import { buildRows } from './rows';
+import { buildRows, sizesLabel } from './rows';
 
 const mandate = (name: string, status: Mandate['status'], extra: Partial<Mandate> = {}): Mandate => ({
   name,
@@ -38,5 +38,12 @@ describe('buildRows', () => {
     expect(buildRows(rows, [], [job], 'SHOP').map((r) => r.name)).toEqual(['db']);
     expect(buildRows(rows, [], [job], 'never succeeded').map((r) => r.name)).toEqual(['files']);
     expect(buildRows(rows, [], [job], 's3')[0]?.job?.id).toBe('j1');
+  });
+
+  it('carries the recent raw sizes (oldest first) for the sparkline, and says them in words', () => {
+    const [row] = buildRows([{ ...mandate('db', 'ok'), recent_sizes: [1024, 2048, 3 * 1024 * 1024] }], [], [], '');
+    expect(row?.recentSizes).toEqual([1024, 2048, 3 * 1024 * 1024]);
+    expect(sizesLabel(row?.recentSizes ?? [])).toBe('last 3 sizes, from 1.0 KiB to 3.0 MiB');
+    expect(buildRows([mandate('old', 'ok')], [], [], '')[0]?.recentSizes).toEqual([]);
   });
 });

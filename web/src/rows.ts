@@ -1,5 +1,7 @@
 // The health matrix's rows: runnable and skipped mandates in one shape, most urgent first.
-import type { Job, Mandate, MandateStatus, SkippedMandate } from './api';
+import type { Job, MandateStatus, SkippedMandate } from './api';
+import type { ListedMandate } from './api-mandate';
+import { bytes } from './format';
 
 export interface Row {
   name: string;
@@ -14,13 +16,15 @@ export interface Row {
   nextRun: string | null;
   lastBytes: number | null;
   lastAt: string | null;
+  /** Raw sizes of the last succeeded backups, oldest first (the sparkline). */
+  recentSizes: number[];
   job: Job | null;
   runnable: boolean;
 }
 
 const ORDER: MandateStatus[] = ['skipped', 'failing', 'stale', 'never_succeeded', 'ok'];
 
-function mandateRow(m: Mandate, jobs: Job[]): Row {
+function mandateRow(m: ListedMandate, jobs: Job[]): Row {
   const status = m.status ?? m.health?.status ?? 'never_succeeded';
   const health = m.health;
   const detail = status === 'failing' ? (health?.last_error?.message ?? health?.reason ?? null) : status === 'ok' ? null : (health?.reason ?? null);
@@ -36,6 +40,7 @@ function mandateRow(m: Mandate, jobs: Job[]): Row {
     nextRun: m.next_run,
     lastBytes: m.last_backup?.raw_bytes ?? null,
     lastAt: m.last_backup?.created_at ?? null,
+    recentSizes: m.recent_sizes ?? [],
     job: jobs.find((j) => j.mandate === m.name && j.kind === 'backup') ?? null,
     runnable: true,
   };
@@ -54,12 +59,18 @@ function skippedRow(s: SkippedMandate): Row {
     nextRun: null,
     lastBytes: s.last_backup?.raw_bytes ?? null,
     lastAt: s.last_backup?.created_at ?? null,
+    recentSizes: (s as SkippedMandate & { recent_sizes?: number[] }).recent_sizes ?? [],
     job: null,
     runnable: false,
   };
 }
 
-export function buildRows(mandates: Mandate[], skipped: SkippedMandate[], jobs: Job[], filter: string): Row[] {
+/** The sparkline's text: how many sizes, the first and the last. */
+export function sizesLabel(sizes: number[]): string {
+  return `last ${sizes.length} sizes, from ${bytes(sizes[0])} to ${bytes(sizes.at(-1))}`;
+}
+
+export function buildRows(mandates: ListedMandate[], skipped: SkippedMandate[], jobs: Job[], filter: string): Row[] {
   const needle = filter.trim().toLowerCase();
   const rows = [...mandates.map((m) => mandateRow(m, jobs)), ...skipped.map(skippedRow)];
   const matches = (r: Row): boolean =>

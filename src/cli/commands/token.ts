@@ -1,5 +1,5 @@
 import { newToken } from '../../api/auth.js';
-import { SCOPES, type Scope } from '../../api/route.js';
+import { SCOPES, type Scope } from '../../api/scopes.js';
 import { NAME_PATTERN } from '../../config/schema-kit.js';
 import { BackerError } from '../../errors.js';
 import { EXIT } from '../exit-codes.js';

@@ -1,0 +1,163 @@
+/**
+ * Benchmark 7: peak RSS (VmHWM) of a real `backer daemon` process backing up 100 MiB, 1 GiB and
+ * 10 GiB of dump with default settings, through gzip + ccrypt to S3 (s3rver), next to the idle
+ * daemon's RSS (the baseline, measured in the same run before each backup).
+ *
+ * The dump is a `files` mandate of one generated file of dump-like text (no Docker needed: the
+ * memory under test is Backer's, not the database's). The daemon runs from the compiled
+ * `dist/cli/main.js` (built first into a temp dir, bench/lib/backer.ts; `--tsx` runs the sources
+ * instead), so tsx's compiler is not in the figures. A fresh daemon per size: VmHWM is the
+ * process's peak.
+ *
+ *   node --import tsx bench/memory.ts [--size-mb 100 --size-mb 1024 --size-mb 10240]
+ *        [--part-size-mb N --queue-size N] (override the S3 defaults)
+ *        [--hash-thread off] (the daemon hashes on its main thread, as before)
+ *        [--node-options '--max-semi-space-size=1'] (NODE_OPTIONS of the daemon)
+ *        [--daemon-env MALLOC_ARENA_MAX=2] (more environment of the daemon)
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { callApi } from '../src/cli/client.js';
+import { TERMINAL_STATES, type AnyJob } from '../src/queue/types.js';
+import { startS3, type S3Service } from '../test/setup/services.js';
+import { prepareBacker, startDaemon, type BackerBuild } from './lib/backer.js';
+
+const { values } = parseArgs({
+  options: {
+    'size-mb': { type: 'string', multiple: true, default: ['100', '1024'] },
+    'part-size-mb': { type: 'string' },
+    'queue-size': { type: 'string' },
+    'hash-thread': { type: 'string', default: 'on' },
+    tsx: { type: 'boolean', default: false },
+    'node-options': { type: 'string' },
+    'daemon-env': { type: 'string', multiple: true, default: [] },
+  },
+});
+const MIB = 1024 * 1024;
+
+/**
+ * `sizeMb` MiB of dump-like text (INSERT lines of hex; gzip takes it to about 45 %): one 32 MiB
+ * block written again and again (gzip's 32 KiB window never sees the repetition).
+ */
+async function generate(file: string, sizeMb: number): Promise<void> {
+  const lines: string[] = [];
+  for (let line = 0, length = 0; length < 32 * MIB; line++) {
+    const h = createHash('md5').update(String(line)).digest('hex');
+    const text = `INSERT INTO t VALUES (${line},'${h}${h.slice(7)}${h.slice(3, 19)}${createHash('md5').update(String(line * 7)).digest('hex')}');\n`;
+    lines.push(text);
+    length += text.length;
+  }
+  const block = Buffer.from(lines.join(''));
+  const out = createWriteStream(file);
+  for (let written = 0; written < sizeMb * MIB; ) {
+    const part = block.subarray(0, Math.min(block.length, sizeMb * MIB - written));
+    written += part.length;
+    if (!out.write(part)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+async function kib(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+}
+
+function config(dir: string, s3: S3Service): string {
+  const overrides = `${values['part-size-mb'] ? `, part_size_mb: ${values['part-size-mb']}` : ''}${values['queue-size'] ? `, queue_size: ${values['queue-size']}` : ''}`;
+  return `data_dir: ${dir}/data
+log: { level: warn }
+docker: { enabled: false }
+targets:
+  - { name: s3, type: s3, bucket: bench, endpoint: "${s3.endpoint}", force_path_style: true, access_key_id: ${s3.accessKeyId}, secret_access_key: ${s3.secretAccessKey}${overrides} }
+middleware:
+  - { name: compression, type: gzip }
+  - { name: encryption, type: ccrypt, key: "\${BENCH_KEY}" }
+mandates:
+  dump:
+    type: files
+    interval: "0 0 29 2 *"
+    target: s3
+    middleware: compression,encryption
+    files: { path: ${dir}/files }
+`;
+}
+
+interface Result {
+  sizeMb: number;
+  idleMiB: number;
+  peakMiB: number;
+  seconds: number;
+  load: string;
+}
+
+async function measure(backer: BackerBuild, dir: string, sizeMb: number): Promise<Result> {
+  await rm(join(dir, 'files'), { recursive: true, force: true });
+  await mkdir(join(dir, 'files'));
+  process.stderr.write(`generating ${sizeMb} MiB…\n`);
+  await generate(join(dir, 'files', 'dump.sql'), sizeMb);
+  await rm(join(dir, 'data'), { recursive: true, force: true });
+  const socket = join(dir, 'data', 'backer.sock');
+  const env: Record<string, string> = { BENCH_KEY: 'bench-key-not-secret', BACKER_INTERNAL_HASH_THREAD: values['hash-thread'] ?? 'on' };
+  if (values['node-options']) env.NODE_OPTIONS = values['node-options'];
+  for (const pair of values['daemon-env'] ?? []) env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
+  const daemon = await startDaemon(backer, join(dir, 'backer.yml'), socket, env);
+  const pid = daemon.pid;
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+    const idle = await kib(pid, 'VmRSS');
+    const load = loadavg().map((l) => l.toFixed(1)).join(' ');
+    const start = Date.now();
+    let { job } = await callApi<{ job: AnyJob }>(socket, 'POST', '/v1/mandates/dump/backups');
+    while (!TERMINAL_STATES.has(job.state)) ({ job } = await callApi<{ job: AnyJob }>(socket, 'GET', `/v1/jobs/${job.id}?wait=300`));
+    if (job.state !== 'succeeded') throw new Error(`the backup ended ${job.state}: ${JSON.stringify(job)}`);
+    const seconds = (Date.now() - start) / 1000;
+    return { sizeMb, idleMiB: idle / 1024, peakMiB: (await kib(pid, 'VmHWM')) / 1024, seconds, load };
+  } finally {
+    await daemon.stop();
+  }
+}
+
+async function emptyBucket(s3: S3Service): Promise<void> {
+  const client = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  const list = await client.send(new ListObjectsV2Command({ Bucket: 'bench' }));
+  for (const o of list.Contents ?? []) await client.send(new DeleteObjectCommand({ Bucket: 'bench', Key: o.Key }));
+  client.destroy();
+}
+
+async function main(): Promise<void> {
+  const backer = await prepareBacker(values.tsx ? 'tsx' : 'built');
+  const dir = await mkdtemp(join(tmpdir(), 'bk-mem-'));
+  const s3 = await startS3();
+  try {
+    const client = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    await client.send(new CreateBucketCommand({ Bucket: 'bench' }));
+    client.destroy();
+    await writeFile(join(dir, 'backer.yml'), config(dir, s3));
+    const results: Result[] = [];
+    for (const size of values['size-mb'] ?? []) {
+      results.push(await measure(backer, dir, Number(size)));
+      await emptyBucket(s3);
+    }
+    const s3opts = `part_size_mb ${values['part-size-mb'] ?? 'default'}, queue_size ${values['queue-size'] ?? 'default'}`;
+    console.log(`\n${backer.describe}: backer daemon, files mandate → gzip → ccrypt → S3 (s3rver), ${s3opts}, hash thread ${values['hash-thread'] ?? 'on'}${values['node-options'] ? `, NODE_OPTIONS=${values['node-options']}` : ''}${(values['daemon-env'] ?? []).map((e) => `, ${e}`).join('')}`);
+    console.log('    dump   idle RSS (baseline)   peak RSS (VmHWM)   over idle   wall      load average (1/5/15 min) at start');
+    for (const r of results) {
+      console.log(
+        `${String(r.sizeMb).padStart(6)} MiB  ${r.idleMiB.toFixed(0).padStart(6)} MiB          ${r.peakMiB.toFixed(0).padStart(6)} MiB         +${(r.peakMiB - r.idleMiB).toFixed(0).padStart(3)} MiB   ${r.seconds.toFixed(1).padStart(6)} s  ${r.load}`,
+      );
+    }
+  } finally {
+    await s3.stop();
+    await backer.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
