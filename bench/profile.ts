@@ -15,22 +15,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { buildHostImage, docker, startDockerd, startS3 } from '../test/setup/services.js';
-import { sql, startMariaDb } from '../test/helpers/mariadb.js';
+import { startMariaDb } from '../test/helpers/mariadb.js';
+import { generate } from './lib/mariadb-data.js';
 import { summariseFiles } from './profile-summary.js';
 
 const { values } = parseArgs({ options: { 'size-mb': { type: 'string', default: '1024' }, keep: { type: 'string' } } });
 const SIZE_MB = Number(values['size-mb']);
 const KEY = 'bench-key-not-secret';
-
-async function generate(host: string, container: string, sizeMb: number): Promise<void> {
-  // ~1 KiB per row in the dump (the same rows as bench/backup-mariadb.ts).
-  const rows = Math.round((sizeMb * 1024 * 1024) / 1100);
-  await sql(host, container, 'CREATE DATABASE IF NOT EXISTS bench; USE bench; CREATE TABLE t (id INT PRIMARY KEY, body TEXT);');
-  for (let from = 1; from <= rows; from += 200_000) {
-    const to = Math.min(rows, from + 199_999);
-    await sql(host, container, `USE bench; INSERT INTO t SELECT seq, CONCAT(REPEAT(MD5(seq), 31), MD5(seq * 7)) FROM seq_${from}_to_${to};`);
-  }
-}
 
 async function run(args: string[], env: Record<string, string>): Promise<number> {
   const start = process.hrtime.bigint();

@@ -7,6 +7,17 @@ import { gzipMiddlewareSchema, type GzipMiddlewareConfig } from './gzip.schema.j
 import type { Middleware } from './types.js';
 
 const COMPONENT = 'middleware gzip';
+/**
+ * Output chunk of compression (zlib's default is 16 KiB): each call on the thread pool is a job,
+ * a wake-up of a pool thread and one of the main thread, so a larger buffer costs less per byte.
+ */
+const ENCODE_CHUNK = 64 * 1024;
+/**
+ * Output chunk of decompression (zlib's default is 16 KiB). A dump compresses ~20:1, so 16 KiB
+ * chunks mean ~6,000 chunks per 100 MiB, each a thread-pool job and a trip through every stage
+ * after it (hash check, SQL filter, Docker exec stdin); 256 KiB cuts the restore's CPU per byte.
+ */
+const DECODE_CHUNK = 256 * 1024;
 
 /** Compresses in-process with zlib: no external program, output readable by `gzip -d`. */
 export function createGzipMiddleware(config: GzipMiddlewareConfig): Middleware {
@@ -15,8 +26,8 @@ export function createGzipMiddleware(config: GzipMiddlewareConfig): Middleware {
     type: 'gzip',
     extension: '.gz',
     mime: 'application/gzip',
-    encode: (signal) => guard(createGzip({ level: config.level }), 'compress', config.name, signal),
-    decode: (signal) => guard(createGunzip(), 'decompress', config.name, signal),
+    encode: (signal) => guard(createGzip({ level: config.level, chunkSize: ENCODE_CHUNK }), 'compress', config.name, signal),
+    decode: (signal) => guard(createGunzip({ chunkSize: DECODE_CHUNK }), 'decompress', config.name, signal),
   };
 }
 

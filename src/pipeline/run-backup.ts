@@ -15,6 +15,7 @@ import type { Target } from '../targets/types.js';
 import { failpoint } from '../util/failpoint.js';
 import { BACKER_VERSION } from '../util/version.js';
 import { createFanout } from './fanout.js';
+import { Coalescer } from './coalesce.js';
 import { HashingStream } from './hash.js';
 import { runInJobScope, type JobScope } from './job-scope.js';
 
@@ -212,7 +213,11 @@ interface StepHash {
   mime: string;
 }
 
-/** source → hash → (middleware → hash)*: every step hashed on the fly. */
+/**
+ * source → hash → (middleware → hash)*: every step hashed on the fly. The source's and each
+ * middleware's output is first joined into large chunks (Coalescer): every stage after it costs
+ * per chunk.
+ */
 function buildStages(
   dump: Dump,
   sourceType: string,
@@ -221,11 +226,11 @@ function buildStages(
   onBytes?: (bytes: number) => void,
 ): { stages: (Duplex | Readable | Writable)[]; hashes: StepHash[]; extension: string; mime: string } {
   const rawHash = new HashingStream(onBytes);
-  const stages: (Duplex | Readable | Writable)[] = [dump.stream, rawHash];
+  const stages: (Duplex | Readable | Writable)[] = [dump.stream, new Coalescer(), rawHash];
   const hashes: StepHash[] = [{ hash: rawHash, processor: `source:${sourceType}`, mime: dump.mime }];
   for (const m of middleware) {
     const hash = new HashingStream();
-    stages.push(m.encode(signal), hash);
+    stages.push(m.encode(signal), new Coalescer(), hash);
     hashes.push({ hash, processor: `middleware:${m.type}:${m.name}`, mime: m.mime });
   }
   const extension = dump.extension + middleware.map((m) => m.extension).join('');

@@ -18,8 +18,14 @@ export class TailBuffer {
   private buf: Buffer = Buffer.alloc(0);
   constructor(private readonly limit: number) {}
   push(chunk: Buffer): void {
-    this.buf = Buffer.concat([this.buf, chunk]);
-    if (this.buf.length > this.limit) this.buf = this.buf.subarray(this.buf.length - this.limit);
+    // Copies at most `limit` bytes per chunk (a dump's every chunk passes here), and keeps no
+    // view of the chunk itself, so a large chunk is not held alive by its tail.
+    if (chunk.length >= this.limit) {
+      this.buf = Buffer.from(chunk.subarray(chunk.length - this.limit));
+      return;
+    }
+    const keep = Math.min(this.buf.length, this.limit - chunk.length);
+    this.buf = Buffer.concat([this.buf.subarray(this.buf.length - keep), chunk]);
   }
   toString(): string {
     return this.buf.toString('utf8');
@@ -29,30 +35,53 @@ export class TailBuffer {
   }
 }
 
+const HEADER_BYTES = 8;
+
 /**
  * Demultiplexes Docker's attach protocol (8-byte frame headers) with real backpressure:
  * stdout frames are pushed downstream, stderr frames go to a bounded tail buffer.
  * (docker-modem's demuxStream ignores backpressure, which would buffer a whole dump in memory
- * behind a slow target.)
+ * behind a slow target.) A frame's payload goes on as views of the chunks it arrives in, never
+ * copied or joined: stdout is a byte stream, its frame boundaries mean nothing downstream. Only a
+ * header split between two chunks is copied (8 bytes).
  */
 export class DemuxStream extends Transform {
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly header = Buffer.alloc(HEADER_BYTES);
+  private headerFill = 0;
+  /** Payload bytes of the current frame still to come, and the frame's stream (1 stdout, 2 stderr). */
+  private remaining = 0;
+  private type = 0;
   constructor(private readonly stderr: TailBuffer) {
     super();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    while (this.pending.length >= 8) {
-      const type = this.pending.readUInt8(0);
-      const length = this.pending.readUInt32BE(4);
-      if (this.pending.length < 8 + length) break;
-      const payload = this.pending.subarray(8, 8 + length);
-      this.pending = this.pending.subarray(8 + length);
-      if (type === 2) this.stderr.push(payload);
-      else if (type === 1) this.push(payload);
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.remaining === 0) {
+        pos = this.readHeader(chunk, pos);
+        continue;
+      }
+      const end = Math.min(chunk.length, pos + this.remaining);
+      this.remaining -= end - pos;
+      if (this.type === 2) this.stderr.push(chunk.subarray(pos, end));
+      else if (this.type === 1) this.push(pos === 0 && end === chunk.length ? chunk : chunk.subarray(pos, end));
+      pos = end;
     }
     callback();
+  }
+
+  /** Takes what `chunk` holds of the next header from `pos`; returns the position after it. */
+  private readHeader(chunk: Buffer, pos: number): number {
+    const take = Math.min(HEADER_BYTES - this.headerFill, chunk.length - pos);
+    chunk.copy(this.header, this.headerFill, pos, pos + take);
+    this.headerFill += take;
+    if (this.headerFill === HEADER_BYTES) {
+      this.headerFill = 0;
+      this.type = this.header.readUInt8(0);
+      this.remaining = this.header.readUInt32BE(4);
+    }
+    return pos + take;
   }
 }
 

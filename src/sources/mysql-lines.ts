@@ -21,14 +21,21 @@ export interface LineHooks {
 
 const DECIDE_BYTES = 32;
 const MAX_HELD = 1 << 20;
-const NEWLINE = Buffer.from('\n');
+const MAX_PIECES = 4;
 
 export class SqlLineFilter extends Transform {
   private held: Buffer[] = [];
   private heldSize = 0;
-  /** What one input chunk gives, pushed as one chunk: a dump is mostly short lines, and a push per line and per newline costs more than the copy. */
+  /**
+   * What one input chunk gives, pushed together: a dump is mostly short lines, and a push per
+   * line costs far more than the bytes. Adjacent pieces of the same memory (the lines and
+   * newlines of one chunk that pass untouched) are joined into one view (`run*`), so a chunk
+   * that passes whole goes on as itself, without a copy.
+   */
   private out: Buffer[] = [];
-  private outSize = 0;
+  private runMemory: ArrayBufferLike | null = null;
+  private runOffset = 0;
+  private runLength = 0;
   private mode: 'start' | 'pass' | 'hold' = 'start';
   private source: Readable | null = null;
 
@@ -82,7 +89,7 @@ export class SqlLineFilter extends Transform {
 
   override _flush(callback: TransformCallback): void {
     try {
-      if (this.heldSize > 0 || this.mode === 'hold') this.finishLine(false);
+      if (this.heldSize > 0 || this.mode === 'hold') this.finishLine(null);
       this.pushOut();
     } catch (err) {
       callback(err as Error);
@@ -93,16 +100,37 @@ export class SqlLineFilter extends Transform {
   }
 
   private output(bytes: Buffer): void {
-    this.out.push(bytes);
-    this.outSize += bytes.length;
+    this.emitRange(bytes, 0, bytes.length);
   }
 
+  /** Adds `buf[start, end)` to the output, extending the current run when it follows it in memory. */
+  private emitRange(buf: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    const offset = buf.byteOffset + start;
+    if (this.runMemory === buf.buffer && this.runOffset + this.runLength === offset) {
+      this.runLength += end - start;
+      return;
+    }
+    this.closeRun();
+    this.runMemory = buf.buffer;
+    this.runOffset = offset;
+    this.runLength = end - start;
+  }
+
+  private closeRun(): void {
+    if (this.runMemory === null) return;
+    this.out.push(Buffer.from(this.runMemory, this.runOffset, this.runLength));
+    this.runMemory = null;
+  }
+
+  /** A few pieces go on as they are; many small ones (rewritten lines) are joined with one copy. */
   private pushOut(): void {
-    if (this.outSize === 0) return;
-    const out = this.out.length === 1 ? (this.out[0] as Buffer) : Buffer.concat(this.out, this.outSize);
+    this.closeRun();
+    const out = this.out;
+    if (out.length === 0) return;
     this.out = [];
-    this.outSize = 0;
-    this.push(out);
+    if (out.length <= MAX_PIECES) for (const piece of out) this.push(piece);
+    else this.push(Buffer.concat(out));
   }
 
   private process(chunk: Buffer): void {
@@ -111,7 +139,7 @@ export class SqlLineFilter extends Transform {
       const nl = chunk.indexOf(0x0a, pos);
       const end = nl === -1 ? chunk.length : nl;
       if (this.mode === 'pass') {
-        if (!this.hooks.dropping() && end > pos) this.output(chunk.subarray(pos, end));
+        if (!this.hooks.dropping()) this.emitRange(chunk, pos, end);
       } else {
         this.hold(chunk.subarray(pos, end));
       }
@@ -119,8 +147,9 @@ export class SqlLineFilter extends Transform {
         if (this.mode === 'start' && this.heldSize >= DECIDE_BYTES) this.decide();
         return;
       }
-      if (this.mode === 'pass') this.output(NEWLINE);
-      else this.finishLine(true);
+      // The newline is the chunk's own byte, so that it extends the run of the line before it.
+      if (this.mode === 'pass') this.emitRange(chunk, nl, nl + 1);
+      else this.finishLine(chunk.subarray(nl, nl + 1));
       this.mode = 'start';
       pos = nl + 1;
     }
@@ -156,14 +185,14 @@ export class SqlLineFilter extends Transform {
     this.mode = 'pass';
   }
 
-  private finishLine(newline: boolean): void {
+  private finishLine(newline: Buffer | null): void {
     if (this.mode === 'hold' || this.matches()) {
       const out = this.hooks.line(this.text());
       if (out.length > 0) this.output(Buffer.from(out, 'utf8'));
     } else if (!this.hooks.dropping()) {
       for (const b of this.held) this.output(b);
     }
-    if (newline) this.output(NEWLINE);
+    if (newline !== null) this.output(newline);
     this.held = [];
     this.heldSize = 0;
   }
