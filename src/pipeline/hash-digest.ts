@@ -19,8 +19,10 @@ function threadEnabled(): boolean {
 
 /**
  * Size, md5 and sha256 of a byte stream, computed on a hash thread (hash-pool.ts) instead of the
- * event loop. Bytes are copied into 1 MiB batches that are transferred to the thread and come
- * back to be reused. At most 3 MiB may wait there: `update` then answers false and the caller
+ * event loop. Bytes are copied into 1 MiB slots of shared memory (SharedArrayBuffer), allocated
+ * once per stream and reused: a message per batch names the slot, nothing is transferred or
+ * allocated per batch (a buffer transferred back and forth counts as new external memory each
+ * time, and that drives V8 into full collections of the whole heap). At most 3 MiB may wait there: `update` then answers false and the caller
  * waits (`whenReady`), so a slow hash slows the stream rather than grow memory. A stream that ends
  * before its first batch is full (tiny dumps) is hashed on the main thread and never starts one.
  */
@@ -28,9 +30,13 @@ export class StreamDigest {
   private size = 0;
   private readonly local: { md5: Hash; sha256: Hash } | undefined;
   private session: HashSession | undefined;
-  private batch: Uint8Array | undefined;
+  /** The slots of shared memory; `shared[i]`: the thread has slot i's memory already. */
+  private readonly slots: Uint8Array[] = [];
+  private readonly shared: boolean[] = [];
+  private readonly free: number[] = [];
+  /** The slot being filled, -1 for none. */
+  private current = -1;
   private batchLength = 0;
-  private readonly free: ArrayBuffer[] = [];
   private inFlight = 0;
   private wake: ((err?: Error) => void) | undefined;
   private failure: Error | undefined;
@@ -65,7 +71,7 @@ export class StreamDigest {
     if (this.local) return { size: this.size, md5: this.local.md5.digest('hex'), sha256: this.local.sha256.digest('hex') };
     if (!this.session) {
       // Everything fits in the first batch: hashing it here is cheaper than starting a thread.
-      const bytes = this.batch?.subarray(0, this.batchLength) ?? new Uint8Array(0);
+      const bytes = this.current === -1 ? new Uint8Array(0) : (this.slots[this.current] as Uint8Array).subarray(0, this.batchLength);
       return { size: this.size, md5: createHash('md5').update(bytes).digest('hex'), sha256: createHash('sha256').update(bytes).digest('hex') };
     }
     if (this.batchLength > 0) this.sendBatch();
@@ -87,28 +93,37 @@ export class StreamDigest {
   private copyIn(chunk: Uint8Array): void {
     let offset = 0;
     while (offset < chunk.length) {
-      this.batch ??= new Uint8Array(this.free.pop() ?? new ArrayBuffer(HASH_BATCH));
+      if (this.current === -1) this.current = this.free.pop() ?? this.newSlot();
       const n = Math.min(HASH_BATCH - this.batchLength, chunk.length - offset);
-      this.batch.set(chunk.subarray(offset, offset + n), this.batchLength);
+      (this.slots[this.current] as Uint8Array).set(chunk.subarray(offset, offset + n), this.batchLength);
       this.batchLength += n;
       offset += n;
       if (this.batchLength === HASH_BATCH) this.sendBatch();
     }
   }
 
+  /** A new slot: four serve a stream (three in flight, one filling); more only for a chunk larger than what is free. */
+  private newSlot(): number {
+    this.slots.push(new Uint8Array(new SharedArrayBuffer(HASH_BATCH)));
+    this.shared.push(false);
+    return this.slots.length - 1;
+  }
+
   private sendBatch(): void {
-    const batch = this.batch;
-    if (!batch) return;
-    this.session ??= openHashSession({ onAck: (buf, length) => this.acked(buf, length), onError: (err) => this.failed(err) });
+    const slot = this.current;
+    if (slot === -1) return;
+    this.session ??= openHashSession({ onAck: (s, length) => this.acked(s, length), onError: (err) => this.failed(err) });
     this.inFlight += this.batchLength;
-    this.session.send(batch.buffer as ArrayBuffer, this.batchLength);
-    this.batch = undefined;
+    const memory = this.shared[slot] === true ? undefined : ((this.slots[slot] as Uint8Array).buffer as SharedArrayBuffer);
+    this.shared[slot] = true;
+    this.session.send(slot, this.batchLength, memory);
+    this.current = -1;
     this.batchLength = 0;
   }
 
-  private acked(buf: ArrayBuffer, length: number): void {
+  private acked(slot: number, length: number): void {
     this.inFlight -= length;
-    if (this.free.length < IN_FLIGHT_LIMIT / HASH_BATCH) this.free.push(buf);
+    this.free.push(slot);
     if (this.inFlight <= IN_FLIGHT_LIMIT) this.release();
   }
 

@@ -16,15 +16,18 @@ const MAX_WORKERS = Math.max(1, Math.min(2, availableParallelism()));
 const COMPONENT = 'hash';
 
 export interface SessionHandlers {
-  /** A buffer came back from the thread: its `length` bytes are hashed, the buffer is free again. */
-  onAck(buf: ArrayBuffer, length: number): void;
+  /** The thread hashed the `length` bytes of `slot`: the slot may be filled again. */
+  onAck(slot: number, length: number): void;
   /** The thread failed or exited: the session is over. */
   onError(err: Error): void;
 }
 
 export interface HashSession {
-  /** Transfers `buf` to the thread (the caller must not touch it until it comes back through onAck). */
-  send(buf: ArrayBuffer, length: number): void;
+  /**
+   * Has the thread hash the first `length` bytes of `slot` (the caller must not touch the slot
+   * until onAck). `memory`: the slot's shared memory, with the slot's first use only.
+   */
+  send(slot: number, length: number, memory?: SharedArrayBuffer): void;
   /** Resolves with the digest of every byte sent, in order. */
   end(): Promise<Digest>;
   /** Ends the session without a digest (abort); idempotent. */
@@ -39,7 +42,7 @@ interface Open {
 interface WorkerMessage {
   op: 'ack' | 'digest';
   id: number;
-  buf?: ArrayBuffer;
+  slot?: number;
   length?: number;
   size?: number;
   md5?: string;
@@ -63,8 +66,8 @@ class HashThread {
   private receive(m: WorkerMessage): void {
     const open = this.sessions.get(m.id);
     if (!open) return;
-    if (m.op === 'ack' && m.buf) {
-      open.handlers.onAck(m.buf, m.length ?? 0);
+    if (m.op === 'ack') {
+      open.handlers.onAck(m.slot ?? 0, m.length ?? 0);
     } else if (m.op === 'digest') {
       this.sessions.delete(m.id);
       open.digest?.resolve({ size: m.size ?? 0, md5: m.md5 ?? '', sha256: m.sha256 ?? '' });
@@ -88,8 +91,8 @@ class HashThread {
     this.sessions.set(id, { handlers });
     this.worker.postMessage({ op: 'open', id });
     return {
-      send: (buf, length) => {
-        if (!this.closed && this.sessions.has(id)) this.worker.postMessage({ op: 'data', id, buf, length }, [buf]);
+      send: (slot, length, memory) => {
+        if (!this.closed && this.sessions.has(id)) this.worker.postMessage({ op: 'data', id, slot, length, memory });
       },
       end: () =>
         new Promise<Digest>((resolve, reject) => {

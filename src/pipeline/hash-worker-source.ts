@@ -3,11 +3,12 @@
  * CommonJS, so that it starts the same from the sources (tsx, vitest) and from dist/ without a
  * separate entry file or a TypeScript loader in the thread.
  *
- * Messages in (one port, in order): `{ op: 'open', id }`, `{ op: 'data', id, buf, length }` (an
- * ArrayBuffer transferred to the thread, its first `length` bytes hashed), `{ op: 'end', id }`,
- * `{ op: 'drop', id }`. Messages out: `{ op: 'ack', id, buf, length }` after each `data`, the
- * buffer transferred back for reuse (this also bounds what is in flight), and
- * `{ op: 'digest', id, size, md5, sha256 }` after `end`.
+ * Messages in (one port, in order): `{ op: 'open', id }`, `{ op: 'data', id, slot, length, memory? }`
+ * (hash the first `length` bytes of the session's slot `slot`, a SharedArrayBuffer sent once, with
+ * the slot's first use), `{ op: 'end', id }`, `{ op: 'drop', id }`. Messages out:
+ * `{ op: 'ack', id, slot, length }` after each `data` (the slot may be filled again; this also
+ * bounds what is in flight), and `{ op: 'digest', id, size, md5, sha256 }` after `end`. Nothing is
+ * transferred or allocated per batch: the slots are shared memory, reused for the whole stream.
  */
 export const HASH_WORKER_SOURCE = `
 'use strict';
@@ -16,18 +17,17 @@ const { createHash } = require('node:crypto');
 const sessions = new Map();
 parentPort.on('message', (m) => {
   if (m.op === 'open') {
-    sessions.set(m.id, { md5: createHash('md5'), sha256: createHash('sha256'), size: 0 });
+    sessions.set(m.id, { md5: createHash('md5'), sha256: createHash('sha256'), size: 0, slots: [] });
   } else if (m.op === 'data') {
     const s = sessions.get(m.id);
-    if (!s) {
-      parentPort.postMessage({ op: 'ack', id: m.id, buf: m.buf, length: m.length }, [m.buf]);
-      return;
+    if (s) {
+      if (m.memory) s.slots[m.slot] = new Uint8Array(m.memory);
+      const bytes = s.slots[m.slot].subarray(0, m.length);
+      s.md5.update(bytes);
+      s.sha256.update(bytes);
+      s.size += m.length;
     }
-    const bytes = new Uint8Array(m.buf, 0, m.length);
-    s.md5.update(bytes);
-    s.sha256.update(bytes);
-    s.size += m.length;
-    parentPort.postMessage({ op: 'ack', id: m.id, buf: m.buf, length: m.length }, [m.buf]);
+    parentPort.postMessage({ op: 'ack', id: m.id, slot: m.slot, length: m.length });
   } else if (m.op === 'end') {
     const s = sessions.get(m.id);
     sessions.delete(m.id);
