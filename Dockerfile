@@ -56,6 +56,8 @@ LABEL org.opencontainers.image.title="Backer" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}"
+# `backer` is bin/backer.js: its shebang runs Node with --max-semi-space-size=1 (less memory, see
+# README "Memory"), and the CLI keeps Node's compile cache in /tmp/backer-compile-cache-10001.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 CMD ["backer", "health"]
 ENTRYPOINT ["/usr/bin/tini", "--", "backer"]
 CMD ["daemon"]

@@ -5,7 +5,8 @@
  *
  *   npm run bench:compare -- --size-mb 100 --size-mb 1024 --rounds 3
  *   options: --size-mb N (repeatable, default 100), --rounds N (default 3), --startup-rounds N
- *            (default 5), --backer built|tsx (default built: tsc into a private dir, then node)
+ *            (default 5), --backer built|tsx (default built: tsc into a private dir, then node),
+ *            --only all|restore (default all; restore: benchmark 5 alone, after one untimed backup)
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,7 +22,7 @@ import { runBackups } from './lib/backup-runs.js';
 import type { Env } from './lib/configs.js';
 import { generate, removeContainers, startDatabase } from './lib/mariadb-data.js';
 import { printBackups, printRestores, printStartup } from './lib/report.js';
-import { runRestores } from './lib/restore-runs.js';
+import { localArtifactOnce, runRestores } from './lib/restore-runs.js';
 import { runStartup } from './lib/startup-runs.js';
 
 const exec = promisify(execFile);
@@ -31,12 +32,15 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'startup-rounds': { type: 'string', default: '5' },
     backer: { type: 'string', default: 'built' },
+    only: { type: 'string', default: 'all' },
   },
 });
 const SIZES = values['size-mb'].map(Number).filter((n) => n > 0);
 const ROUNDS = Number(values.rounds);
 const STARTUP_ROUNDS = Number(values['startup-rounds']);
 if (values.backer !== 'built' && values.backer !== 'tsx') throw new Error('--backer is built or tsx');
+if (values.only !== 'all' && values.only !== 'restore') throw new Error('--only is all or restore');
+const ONLY_RESTORE = values.only === 'restore';
 const log = (text: string): void => void process.stderr.write(`${text}\n`);
 
 async function ageRecipient(dir: string): Promise<string> {
@@ -55,6 +59,13 @@ async function benchSize(env: Env, backer: BackerBuild, dockerd: DockerService, 
   try {
     log(`generating ~${sizeMb} MiB of dump in ${source}…`);
     await generate(dockerd.host, source, sizeMb);
+    if (ONLY_RESTORE) {
+      // Benchmark 5 alone: one untimed backup for the artifact.
+      const once = await localArtifactOnce(env, backer, source);
+      const restores = await runRestores(backer, { dockerHost: dockerd.host, dir: env.dir, source, destination, config: once.config, artifact: once.artifact }, ROUNDS, log);
+      printRestores(`${sizeMb} MiB asked`, restores, once.rawMiB, ROUNDS);
+      return;
+    }
     const backups = await runBackups(env, backer, source, ROUNDS, log);
     const restores = await runRestores(backer, { dockerHost: dockerd.host, dir: env.dir, source, destination, config: backups.configs.local, artifact: backups.localArtifact }, ROUNDS, log);
     printBackups(`${sizeMb} MiB asked`, backups.samples, backups.rawMiB, ROUNDS);
@@ -71,7 +82,7 @@ async function createBucket(s3: S3Service): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync('/usr/bin/aws')) throw new Error("benchmark 2 needs Debian's awscli at /usr/bin/aws: run ./scripts/install-deps --bench");
+  if (!ONLY_RESTORE && !existsSync('/usr/bin/aws')) throw new Error("benchmark 2 needs Debian's awscli at /usr/bin/aws: run ./scripts/install-deps --bench");
   const dir = await mkdtemp(join(tmpdir(), 'bk-compare-'));
   const backer = await prepareBacker(values.backer === 'tsx' ? 'tsx' : 'built');
   const dockerd = await startDockerd();
@@ -88,8 +99,10 @@ async function main(): Promise<void> {
     const { stdout: commit } = await exec('git', ['rev-parse', '--short', 'HEAD'], { cwd: join(import.meta.dirname, '..') });
     console.log(`Backer: ${backer.describe}; Node ${process.version}; ${cpus().length} cores; HEAD ${commit.trim()} + working tree; ${new Date().toISOString()}`);
     console.log('Figures: wall seconds, median (min–max) over the rounds; ratio = median / median of the baseline; peak RSS from GNU time (%M)');
-    const startup = await runStartup(backer, dir, STARTUP_ROUNDS, log);
-    printStartup(startup, STARTUP_ROUNDS);
+    if (!ONLY_RESTORE) {
+      const startup = await runStartup(backer, dir, STARTUP_ROUNDS, log);
+      printStartup(startup, STARTUP_ROUNDS);
+    }
     for (const sizeMb of SIZES) await benchSize(env, backer, dockerd, sizeMb);
   } finally {
     await dockerd.stop();

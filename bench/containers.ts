@@ -15,11 +15,13 @@
  *
  *   node --import tsx bench/containers.ts [--containers 500] [--backups 10000] [--requests 1000]
  *                                         [--idle-seconds 60] [--changes 5] [--rounds 3]
+ *                                         [--cpu-prof DIR] [--log-level info] [--inspect-concurrency 4,8,16,32]
  *
  * `--before-src DIR` adds a variant, interleaved with the others in every round: the daemon of
  * another checkout (e.g. a copy of src/ before a change, with node_modules linked), with the
  * listing index off (BACKER_INTERNAL_LISTING_INDEX=off) and `--before-requests` requests per
- * figure: the "before" of bench/README.md, measured on the same containers in the same run.
+ * figure: the "before" of bench/README.md, measured on the same containers in the same run
+ * (`--before-listing-index on` keeps the index on: a before of other changes).
  *
  * Starts its own dockerd and stops it; needs what ./scripts/install-deps installs (docker.io).
  */
@@ -44,6 +46,16 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'before-src': { type: 'string' },
     'before-requests': { type: 'string', default: '100' },
+    /** The before variant's listing index (BACKER_INTERNAL_LISTING_INDEX): off (the "before" of the listing index) or on. */
+    'before-listing-index': { type: 'string', default: 'off' },
+    /** Which daemon starts first in each round after the baseline: `before` (default) or `now`. */
+    order: { type: 'string', default: 'before' },
+    /** Each container daemon runs with `node --cpu-prof --cpu-prof-dir DIR` (profiles written when it stops). */
+    'cpu-prof': { type: 'string' },
+    /** Before the rounds: list + inspect every labelled container at each of these concurrencies (e.g. 4,8,16,32), interleaved, 5 times. */
+    'inspect-concurrency': { type: 'string' },
+    /** The daemons' log level; `info` shows the start-up time marks (`startup: … ms`). */
+    'log-level': { type: 'string', default: 'warn' },
   },
 });
 const N = Number(values.containers);
@@ -52,6 +64,8 @@ const REQUESTS = Number(values.requests);
 const IDLE_S = Number(values['idle-seconds']);
 const CHANGES = Number(values.changes);
 const ROUNDS = Number(values.rounds);
+const CPU_PROF = values['cpu-prof'];
+const LOG_LEVEL = values['log-level'];
 const NEVER = '0 0 29 2 *';
 const names = Array.from({ length: N }, (_, i) => `bc-${String(i).padStart(3, '0')}`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -72,7 +86,7 @@ async function createAll(docker: Docker): Promise<void> {
 
 async function writeConfig(path: string, dataDir: string, dockerSocket: string | null, backupsDir: string): Promise<void> {
   const docker = dockerSocket === null ? 'enabled: false' : `socket_path: ${dockerSocket}`;
-  await writeFile(path, `data_dir: ${dataDir}\nlog:\n  level: warn\ndocker:\n  ${docker}\ntargets:\n  - name: local\n    type: local\n    path: ${backupsDir}\n    default: true\n`);
+  await writeFile(path, `data_dir: ${dataDir}\nlog:\n  level: ${LOG_LEVEL}\ndocker:\n  ${docker}\ntargets:\n  - name: local\n    type: local\n    path: ${backupsDir}\n    default: true\n`);
 }
 
 interface Daemon {
@@ -91,15 +105,14 @@ interface Variant {
 }
 
 const current: Variant = { label: 'now', root: join(import.meta.dirname, '..'), env: {}, requests: REQUESTS };
-const variants: Variant[] = [
-  ...(values['before-src'] === undefined ? [] : [{ label: 'before', root: values['before-src'], env: { BACKER_INTERNAL_LISTING_INDEX: 'off' }, requests: Number(values['before-requests']) }]),
-  current,
-];
+const before: Variant[] = values['before-src'] === undefined ? [] : [{ label: 'before', root: values['before-src'], env: { BACKER_INTERNAL_LISTING_INDEX: values['before-listing-index'] }, requests: Number(values['before-requests']) }];
+const variants: Variant[] = values.order === 'now' ? [current, ...before] : [...before, current];
 
-function spawnDaemon(configPath: string, socket: string, variant: Variant = current): Daemon {
+function spawnDaemon(configPath: string, socket: string, variant: Variant = current, profile = false): Daemon {
   const spawnedAt = performance.now();
   const main = join(variant.root, 'src', 'cli', 'main.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', main, 'daemon', '--config', configPath], { stdio: 'inherit', cwd: variant.root, env: { ...process.env, ...variant.env } });
+  const prof = profile && CPU_PROF !== undefined ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', main, 'daemon', '--config', configPath], { stdio: 'inherit', cwd: variant.root, env: { ...process.env, ...variant.env } });
   const closed = new Promise((r) => child.on('close', r));
   return {
     pid: child.pid ?? 0,
@@ -149,6 +162,25 @@ async function idleCpu(pid: number, seconds: number): Promise<number> {
   return ((await cpuSeconds(pid)) - before) / seconds * 100;
 }
 
+/** What discovery's first snapshot does with Docker (src/discovery/snapshot.ts): one list, then inspections `concurrency` at a time. */
+async function listAndInspect(docker: Docker, concurrency: number): Promise<number> {
+  const t0 = performance.now();
+  const labelled = (await docker.listContainers({ all: true })).filter((c) => Object.keys(c.Labels ?? {}).some((k) => k.startsWith('backer.')));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < labelled.length; i = next++) await docker.getContainer(labelled[i]?.Id ?? '').inspect();
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return performance.now() - t0;
+}
+
+/** `--inspect-concurrency`: the list + inspections at each concurrency, interleaved, with the load average. */
+async function inspectProbe(docker: Docker, concurrencies: number[]): Promise<void> {
+  const f: Figures = {};
+  for (let i = 0; i < 5; i++) for (const c of concurrencies) add(f, `list + inspect, ${c} at a time, ms`, await listAndInspect(docker, c));
+  report(f, [loadavg()[0] ?? NaN], `${N} containers: Docker list + inspections`);
+}
+
 type Figures = Record<string, number[]>;
 const add = (f: Figures, key: string, value: number): void => void (f[key] ??= []).push(value);
 
@@ -158,6 +190,7 @@ async function baselineRound(dir: string, f: Figures): Promise<void> {
   const daemon = spawnDaemon(config, join(dir, 'data-baseline', 'backer.sock'));
   try {
     add(f, 'baseline: API answering ms', await timeUntil(async () => (await callApi<{ status: string }>(daemon.socket, 'GET', '/v1/health')).status === 'ok', daemon.spawnedAt, 'baseline health'));
+    add(f, 'baseline: CPU s to API answering', await cpuSeconds(daemon.pid));
     add(f, 'baseline: GET /v1/health p99 ms', (await latencies(daemon.socket, '/v1/health', REQUESTS)).p99);
     await sleep(3000);
     add(f, 'baseline: idle CPU %', await idleCpu(daemon.pid, IDLE_S));
@@ -168,8 +201,10 @@ async function baselineRound(dir: string, f: Figures): Promise<void> {
 
 async function containersRound(dir: string, docker: Docker, dockerSocket: string, round: number, variant: Variant, f: Figures): Promise<void> {
   const config = join(dir, 'backer.yml');
-  await writeConfig(config, join(dir, 'data'), dockerSocket, join(dir, 'backups'));
-  const daemon = spawnDaemon(config, join(dir, 'data', 'backer.sock'), variant);
+  // A state directory per variant: each finds its own state.db of the round before (none in round 1).
+  const data = join(dir, `data-${variant.label}`);
+  await writeConfig(config, data, dockerSocket, join(dir, 'backups'));
+  const daemon = spawnDaemon(config, join(data, 'backer.sock'), variant, true);
   const put = (key: string, value: number): void => add(f, `${variant.label}: ${key}`, value);
   const requests = (path: string): Promise<{ p50: number; p99: number }> => latencies(daemon.socket, path, variant.requests);
   try {
@@ -177,6 +212,8 @@ async function containersRound(dir: string, docker: Docker, dockerSocket: string
     put('API answering ms', answering);
     const scheduled = await timeUntil(() => allScheduled(daemon.socket), daemon.spawnedAt, 'all scheduled');
     put(`all ${N} scheduled ms (from spawn)`, scheduled);
+    // CPU next to the wall time: on a shared machine the wall time is mostly waiting for a core.
+    put(`CPU s to all ${N} scheduled`, await cpuSeconds(daemon.pid));
     // The API answers once start-up is done (mandates scheduled): what 500 containers add is the
     // difference to the empty daemon's start in the same round (process and tsx start-up alike).
     put(`all ${N} scheduled ms (over the empty daemon)`, scheduled - (f['baseline: API answering ms']?.at(-1) ?? NaN));
@@ -199,8 +236,8 @@ async function containersRound(dir: string, docker: Docker, dockerSocket: string
   }
 }
 
-function report(f: Figures, loads: number[]): void {
-  console.log(`\n${N} containers, ${BACKUPS} stored backups, ${REQUESTS} requests per figure, ${IDLE_S} s idle, ${ROUNDS} rounds; median (min–max); load average per round ${loads.map((l) => l.toFixed(2)).join(', ')}`);
+function report(f: Figures, loads: number[], title = `${N} containers, ${BACKUPS} stored backups, ${REQUESTS} requests per figure, ${IDLE_S} s idle, ${ROUNDS} rounds`): void {
+  console.log(`\n${title}; median (min–max); load average per round ${loads.map((l) => l.toFixed(2)).join(', ')}`);
   for (const [key, samples] of Object.entries(f)) {
     const sorted = [...samples].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] ?? NaN;
@@ -221,6 +258,7 @@ async function main(): Promise<void> {
     await mkdir(join(dir, 'empty'), { recursive: true });
     await writeBackups(join(dir, 'backups'), BACKUPS, names.slice(0, 50));
     console.log(`${BACKUPS} backups written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    if (values['inspect-concurrency'] !== undefined) await inspectProbe(docker, values['inspect-concurrency'].split(',').map(Number));
     const f: Figures = {};
     const loads: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {

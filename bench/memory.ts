@@ -12,8 +12,13 @@
  *   node --import tsx bench/memory.ts [--size-mb 100 --size-mb 1024 --size-mb 10240]
  *        [--part-size-mb N --queue-size N] (override the S3 defaults)
  *        [--hash-thread off] (the daemon hashes on its main thread, as before)
- *        [--node-options '--max-semi-space-size=1'] (NODE_OPTIONS of the daemon)
+ *        [--node-options=--max-semi-space-size=1] (NODE_OPTIONS of the daemon; with "=": it starts with a dash)
  *        [--daemon-env MALLOC_ARENA_MAX=2] (more environment of the daemon)
+ *        [--uploader ours --uploader lib-storage] (S3 upload paths, interleaved: ours is
+ *          s3-multipart.ts, lib-storage the previous one, via BACKER_INTERNAL_S3_UPLOADER)
+ *        [--rounds N] (each size × uploader N times, interleaved A B A B; median and spread)
+ *
+ * The dump file of a size is generated once per size and reused by every round and uploader.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -37,6 +42,8 @@ const { values } = parseArgs({
     tsx: { type: 'boolean', default: false },
     'node-options': { type: 'string' },
     'daemon-env': { type: 'string', multiple: true, default: [] },
+    uploader: { type: 'string', multiple: true, default: ['ours'] },
+    rounds: { type: 'string', default: '1' },
   },
 });
 const MIB = 1024 * 1024;
@@ -91,20 +98,33 @@ mandates:
 
 interface Result {
   sizeMb: number;
+  uploader: string;
+  cpuSeconds: number;
   idleMiB: number;
   peakMiB: number;
   seconds: number;
   load: string;
 }
 
-async function measure(backer: BackerBuild, dir: string, sizeMb: number): Promise<Result> {
+async function prepareDump(dir: string, sizeMb: number): Promise<void> {
   await rm(join(dir, 'files'), { recursive: true, force: true });
   await mkdir(join(dir, 'files'));
   process.stderr.write(`generating ${sizeMb} MiB…\n`);
   await generate(join(dir, 'files', 'dump.sql'), sizeMb);
+}
+
+/** User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function measure(backer: BackerBuild, dir: string, sizeMb: number, uploader: string): Promise<Result> {
   await rm(join(dir, 'data'), { recursive: true, force: true });
   const socket = join(dir, 'data', 'backer.sock');
   const env: Record<string, string> = { BENCH_KEY: 'bench-key-not-secret', BACKER_INTERNAL_HASH_THREAD: values['hash-thread'] ?? 'on' };
+  if (uploader === 'lib-storage') env.BACKER_INTERNAL_S3_UPLOADER = 'lib-storage';
   if (values['node-options']) env.NODE_OPTIONS = values['node-options'];
   for (const pair of values['daemon-env'] ?? []) env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
   const daemon = await startDaemon(backer, join(dir, 'backer.yml'), socket, env);
@@ -114,11 +134,13 @@ async function measure(backer: BackerBuild, dir: string, sizeMb: number): Promis
     const idle = await kib(pid, 'VmRSS');
     const load = loadavg().map((l) => l.toFixed(1)).join(' ');
     const start = Date.now();
+    const cpuBefore = await cpuSeconds(pid);
     let { job } = await callApi<{ job: AnyJob }>(socket, 'POST', '/v1/mandates/dump/backups');
     while (!TERMINAL_STATES.has(job.state)) ({ job } = await callApi<{ job: AnyJob }>(socket, 'GET', `/v1/jobs/${job.id}?wait=300`));
     if (job.state !== 'succeeded') throw new Error(`the backup ended ${job.state}: ${JSON.stringify(job)}`);
     const seconds = (Date.now() - start) / 1000;
-    return { sizeMb, idleMiB: idle / 1024, peakMiB: (await kib(pid, 'VmHWM')) / 1024, seconds, load };
+    const cpu = (await cpuSeconds(pid)) - cpuBefore;
+    return { sizeMb, uploader, cpuSeconds: cpu, idleMiB: idle / 1024, peakMiB: (await kib(pid, 'VmHWM')) / 1024, seconds, load };
   } finally {
     await daemon.stop();
   }
@@ -129,6 +151,35 @@ async function emptyBucket(s3: S3Service): Promise<void> {
   const list = await client.send(new ListObjectsV2Command({ Bucket: 'bench' }));
   for (const o of list.Contents ?? []) await client.send(new DeleteObjectCommand({ Bucket: 'bench', Key: o.Key }));
   client.destroy();
+}
+
+const median = (xs: number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
+};
+const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
+
+function report(backer: BackerBuild, results: Result[]): void {
+  const s3opts = `part_size_mb ${values['part-size-mb'] ?? 'default'}, queue_size ${values['queue-size'] ?? 'default'}`;
+  console.log(`\n${backer.describe}: backer daemon, files mandate → gzip → ccrypt → S3 (s3rver), ${s3opts}, hash thread ${values['hash-thread'] ?? 'on'}${values['node-options'] ? `, NODE_OPTIONS=${values['node-options']}` : ''}${(values['daemon-env'] ?? []).map((e) => `, ${e}`).join('')}`);
+  console.log('    dump  uploader      idle RSS   peak RSS (VmHWM)   over idle   wall      daemon CPU   load average (1/5/15 min) at start');
+  for (const r of results) {
+    console.log(
+      `${String(r.sizeMb).padStart(6)} MiB  ${r.uploader.padEnd(12)}${r.idleMiB.toFixed(0).padStart(6)} MiB  ${r.peakMiB.toFixed(0).padStart(6)} MiB         +${(r.peakMiB - r.idleMiB).toFixed(0).padStart(3)} MiB   ${r.seconds.toFixed(1).padStart(6)} s  ${r.cpuSeconds.toFixed(1).padStart(6)} s     ${r.load}`,
+    );
+  }
+  console.log('\n    dump  uploader      runs   over idle: median (min–max)   peak: median (min–max)   wall median   CPU median');
+  for (const size of new Set(results.map((r) => r.sizeMb))) {
+    for (const uploader of values.uploader ?? []) {
+      const rs = results.filter((r) => r.sizeMb === size && r.uploader === uploader);
+      const over = rs.map((r) => r.peakMiB - r.idleMiB);
+      const peak = rs.map((r) => r.peakMiB);
+      console.log(
+        `${String(size).padStart(6)} MiB  ${uploader.padEnd(12)}${String(rs.length).padStart(4)}   +${median(over).toFixed(0).padStart(3)} MiB (${spread(over)})          ${median(peak).toFixed(0).padStart(4)} MiB (${spread(peak)})        ${median(rs.map((r) => r.seconds)).toFixed(1).padStart(6)} s    ${median(rs.map((r) => r.cpuSeconds)).toFixed(1).padStart(6)} s`,
+      );
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -142,17 +193,15 @@ async function main(): Promise<void> {
     await writeFile(join(dir, 'backer.yml'), config(dir, s3));
     const results: Result[] = [];
     for (const size of values['size-mb'] ?? []) {
-      results.push(await measure(backer, dir, Number(size)));
-      await emptyBucket(s3);
+      await prepareDump(dir, Number(size));
+      for (let round = 0; round < Number(values.rounds); round++) {
+        for (const uploader of values.uploader ?? []) {
+          results.push(await measure(backer, dir, Number(size), uploader));
+          await emptyBucket(s3);
+        }
+      }
     }
-    const s3opts = `part_size_mb ${values['part-size-mb'] ?? 'default'}, queue_size ${values['queue-size'] ?? 'default'}`;
-    console.log(`\n${backer.describe}: backer daemon, files mandate → gzip → ccrypt → S3 (s3rver), ${s3opts}, hash thread ${values['hash-thread'] ?? 'on'}${values['node-options'] ? `, NODE_OPTIONS=${values['node-options']}` : ''}${(values['daemon-env'] ?? []).map((e) => `, ${e}`).join('')}`);
-    console.log('    dump   idle RSS (baseline)   peak RSS (VmHWM)   over idle   wall      load average (1/5/15 min) at start');
-    for (const r of results) {
-      console.log(
-        `${String(r.sizeMb).padStart(6)} MiB  ${r.idleMiB.toFixed(0).padStart(6)} MiB          ${r.peakMiB.toFixed(0).padStart(6)} MiB         +${(r.peakMiB - r.idleMiB).toFixed(0).padStart(3)} MiB   ${r.seconds.toFixed(1).padStart(6)} s  ${r.load}`,
-      );
-    }
+    report(backer, results);
   } finally {
     await s3.stop();
     await backer.close();

@@ -101,8 +101,10 @@ const POINTS = [
   'job.started',
   'backup.before-dump',
   'backup.mid-stream',
-  // Deeper in the stream: the first 5 MiB part is on S3, the multipart upload is unfinished.
-  'backup.mid-stream#100',
+  // Deeper in the stream: the first 5 MiB part is on S3, the multipart upload is unfinished. The
+  // point is passed once per chunk past the first MiB, and the pipeline hands on 256 KiB chunks
+  // (src/pipeline/coalesce.ts): the 25th is at ~7 MiB of the 14.
+  'backup.mid-stream#25',
   'backup.stored',
   'backup.before-manifest',
   // Between the two manifests: the local backup is complete, the S3 artifact has no manifest yet.

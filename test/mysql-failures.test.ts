@@ -57,9 +57,10 @@ beforeAll(async () => {
       'backer.mysql.options.skip-extended-insert': 'true',
     },
   });
-  // Row-per-statement inserts make the dump slow enough to be caught mid-way.
+  // Row-per-statement inserts make the dump slow enough to be caught mid-way (~180 MB: Backer reads
+  // it fast enough that 150,000 rows were dumped before the kill).
   await sql(host(), 'big-db', `USE shop; CREATE TABLE blobs (id INT PRIMARY KEY, body TEXT);
-    INSERT INTO blobs SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_150000;`);
+    INSERT INTO blobs SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_600000;`);
   daemon = await startDaemon(env);
   await daemon.services.discovery.refresh();
 });
@@ -143,7 +144,7 @@ it('fails cleanly when the container is removed mid-dump', async () => {
     },
   });
   await sql(host(), 'mysql-vanish', `USE shop; CREATE TABLE blobs (id INT PRIMARY KEY, body TEXT);
-    INSERT INTO blobs SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_150000;`);
+    INSERT INTO blobs SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_600000;`);
   await daemon.services.discovery.refresh();
   const job = daemon.queue.enqueue('mysql-vanish', 'api');
   let removed = false;

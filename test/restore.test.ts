@@ -84,7 +84,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await daemon.stop();
   if (process.env.BACKER_TEST_DAEMON_LOG) await writeFile(process.env.BACKER_TEST_DAEMON_LOG, daemon.output());
-  await docker(host(), ['rm', '-f', DB, RAW, COPY, BIG]).catch(() => undefined);
+  await docker(host(), ['rm', '-f', DB, RAW, COPY, BIG, `${COPY}-damaged`]).catch(() => undefined);
 });
 
 describe('restore through the daemon', () => {
@@ -249,6 +249,30 @@ describe('damaged backups and failed restores', () => {
     expect(body.error?.message).toMatch(/exited with code 137/);
     expect(body.error?.message).toContain(`rolled back from the safety backup ${body.result?.safety_backup ?? '?'}`);
     expect(await state(BIG)).toBe(changed);
+  });
+
+  it('the client is prepared (or the scratch container started) while the hash-first pass runs, but a damaged backup writes nothing and leaves no scratch container', async () => {
+    const name = await backup(RAW);
+    const manifest = (await manifests(RAW)).find((m) => m.name === name) as Manifest;
+    const path = join(env.dir, 'backups', manifest.artifact.key);
+    const bytes = await readFile(path);
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = (bytes[at] ?? 0) ^ 0xff;
+    await writeFile(path, bytes);
+    const fresh = `fresh_${ID}`;
+    const before = await state(DB);
+    const refused = await run(['restore', RAW, name, '--to', `container:${DB}`, '--database', `shop:${fresh}`, '--yes', '--wait']);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(5);
+    expect(refused.stdout).toMatch(/does not match its manifest, nothing was restored/);
+    // The apply would start with CREATE DATABASE IF NOT EXISTS fresh_…: it never ran.
+    expect((await sql(host(), DB, `SHOW DATABASES LIKE '${fresh}';`)).trim()).toBe('');
+    expect(await state(DB)).toBe(before);
+    // --to new:NAME starts the scratch container during the pass: a damaged backup removes it again.
+    const scratch = `${COPY}-damaged`;
+    const refusedNew = await run(['restore', RAW, name, '--to', `new:${scratch}`, '--wait']);
+    expect(refusedNew.code, refusedNew.stdout + refusedNew.stderr).toBe(5);
+    expect(refusedNew.stdout).toMatch(/does not match its manifest, nothing was restored/);
+    expect((await docker(host(), ['ps', '-a', '--filter', `name=^/${scratch}$`, '--format', '{{.Names}}'])).trim()).toBe('');
   });
 
   it('with --no-verify-first a damaged artifact fails loudly at the end and is rolled back too', async () => {

@@ -87,7 +87,8 @@ beforeAll(async () => {
     `data_dir: ${dir}/data`,
     'log:\n  level: debug',
     'docker:\n  enabled: false',
-    'queue:\n  concurrency: 2\n  retries: 2\n  retry_delay: 1s\n  retry_delay_max: 2s',
+    // Delays long enough for a restarted s3rver (tsx, on a busy machine) to listen before the first retry.
+    'queue:\n  concurrency: 2\n  retries: 2\n  retry_delay: 3s\n  retry_delay_max: 6s',
     `targets:\n${s3Target('flaky', `http://127.0.0.1:${port}`, BUCKET, 'S3RVER')}${s3Target('denied', shared.endpoint, denied, 'NOT-A-KEY-ID')}  - name: good\n    type: local\n    path: ${dir}/good\n`,
     `mandates:\n${files('big', 'flaky')}${files('refused', 'denied')}${files('both', '[good, flaky]')}`,
   ].join('\n');
@@ -110,7 +111,7 @@ describe('S3 going away mid-upload', () => {
   it('is retried with backoff, and the next attempt succeeds once S3 is back', async () => {
     s3 = await startS3(2);
     const job = await trigger('big');
-    // S3 dies at part 2; it is back a moment later, before the first retry (1 s to 2 s away).
+    // S3 dies at part 2; it is back a moment later, before the first retry (1.5 s to 3 s away).
     await new Promise<void>((resolve) => s3?.once('exit', () => resolve()));
     s3 = await startS3();
     const { job: done, history } = await waitJob(job.id);
@@ -134,9 +135,9 @@ describe('S3 going away mid-upload', () => {
     expect(done.error?.message).toContain(BUCKET);
     const starts = history.filter((e) => e.type === 'started').map((e) => Date.parse(e.at));
     expect(starts).toHaveLength(3);
-    // Backoff: at least half the delay (equal jitter), 1 s then 2 s.
-    expect((starts[1] ?? 0) - (starts[0] ?? 0)).toBeGreaterThanOrEqual(500);
-    expect((starts[2] ?? 0) - (starts[1] ?? 0)).toBeGreaterThanOrEqual(1000);
+    // Backoff: at least half the delay (equal jitter), 3 s then 6 s.
+    expect((starts[1] ?? 0) - (starts[0] ?? 0)).toBeGreaterThanOrEqual(1500);
+    expect((starts[2] ?? 0) - (starts[1] ?? 0)).toBeGreaterThanOrEqual(3000);
     expect(history[history.length - 1]?.type).toBe('failed');
     expect((await callApi<{ status: string }>(socket, 'GET', '/v1/health')).status).toBe('ok');
   }, 120_000);

@@ -1,10 +1,11 @@
 /**
- * Backer as users run it: the compiled CLI (`node dist/cli/main.js`, built by this bench into a
- * private directory so that other builds of the checkout cannot change it mid-run), or from
- * source through tsx (`--backer tsx`).
+ * Backer as users run it: bin/backer.js over the compiled CLI (dist/cli/main.js, built by this
+ * bench into a private directory so that other builds of the checkout cannot change it mid-run),
+ * with the Node flags of the bin's shebang (`--max-semi-space-size=1`), or from source through
+ * tsx (`--backer tsx`).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -29,6 +30,15 @@ async function run(file: string, args: string[], cwd: string): Promise<void> {
   if (code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${code}`);
 }
 
+/** The Node flags after `node` in the first line of bin/backer.js (`#!/usr/bin/env -S node FLAGS`). */
+async function shebangFlags(bin: string): Promise<string[]> {
+  const first = (await readFile(bin, 'utf8')).split('\n', 1)[0] ?? '';
+  const words = first.replace(/^#!/, '').trim().split(/\s+/);
+  const node = words.indexOf('node');
+  if (node === -1) throw new Error(`${bin}: no node in its shebang: ${first}`);
+  return words.slice(node + 1);
+}
+
 /** `tsc -p tsconfig.build.json` into a temp dir beside links to the checkout's package.json and node_modules. */
 export async function prepareBacker(mode: 'built' | 'tsx'): Promise<BackerBuild> {
   if (mode === 'tsx') {
@@ -44,10 +54,15 @@ export async function prepareBacker(mode: 'built' | 'tsx'): Promise<BackerBuild>
   await run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist')], ROOT);
   await symlink(join(ROOT, 'package.json'), join(dir, 'package.json'));
   await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  const main = join(dir, 'dist', 'cli', 'main.js');
+  await mkdir(join(dir, 'bin'));
+  const bin = join(dir, 'bin', 'backer.js');
+  await copyFile(join(ROOT, 'bin', 'backer.js'), bin);
+  // BACKER_BENCH_NODE_FLAGS (e.g. empty) replaces the shebang's flags: a before/after of the flags.
+  const override = process.env.BACKER_BENCH_NODE_FLAGS;
+  const flags = override === undefined ? await shebangFlags(bin) : override.split(/\s+/).filter((f) => f !== '');
   return {
-    describe: `node dist/cli/main.js (tsc -p tsconfig.build.json of the working tree at bench start)`,
-    command: (args, env) => ({ file: process.execPath, args: [main, ...args], env }),
+    describe: `node ${[...flags, 'bin/backer.js'].join(' ')} (flags: ${override === undefined ? "the bin's shebang" : 'BACKER_BENCH_NODE_FLAGS'}; tsc -p tsconfig.build.json of the working tree at bench start)`,
+    command: (args, env) => ({ file: process.execPath, args: [...flags, bin, ...args], env }),
     close: () => rm(dir, { recursive: true, force: true }),
   };
 }

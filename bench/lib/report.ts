@@ -27,6 +27,7 @@ const RESTORE_ROWS: Row[] = [
   { key: RESTORE_KEYS.backer, base: RESTORE_KEYS.shell, target: 'speed ≥ 0.90× shell', speed: true },
   { key: RESTORE_KEYS.backerNoVerify, base: RESTORE_KEYS.shell, target: 'speed ≥ 0.90× shell', speed: true },
   { key: RESTORE_KEYS.shell },
+  { key: RESTORE_KEYS.backerFresh, base: RESTORE_KEYS.shell, target: '(daemon start-up timed too)', speed: true },
 ];
 
 function line(samples: Samples, row: Row, rawMiB: number): string {
@@ -41,7 +42,7 @@ function line(samples: Samples, row: Row, rawMiB: number): string {
   const cpu = samples.figure(`${row.key} cpu`);
   if (!Number.isNaN(cpu.median)) {
     const baseCpu = row.base === undefined ? NaN : samples.figure(`${row.base} cpu`).median;
-    cells.push(`  cpu ${formatFigure(cpu, 1)}${Number.isNaN(baseCpu) ? '' : ` ×${(cpu.median / baseCpu).toFixed(2)}`}`);
+    cells.push(`  cpu ${formatFigure(cpu, cpu.median < 1 ? 2 : 1)}${Number.isNaN(baseCpu) ? '' : ` ×${(cpu.median / baseCpu).toFixed(2)}`}`);
   }
   const rss = samples.get(`${row.key} rss`);
   if (rss.length > 0) cells.push(`  peak RSS ${formatFigure(figure(rss), 0, ' MiB')}`);
@@ -58,7 +59,7 @@ export function printBackups(title: string, samples: Samples, rawMiB: number, ro
 }
 
 export function printRestores(title: string, samples: Samples, rawMiB: number, rounds: number): void {
-  console.log(`${title}: restore of the same artifact, ${rounds} rounds interleaved; load ${loadRange(samples)}; peak RSS = the daemon's VmHWM`);
+  console.log(`${title}: restore of the same artifact, ${rounds} rounds interleaved; load ${loadRange(samples)}; peak RSS = the daemon's VmHWM; cpu = the running daemon's during the restore (with ccrypt) + the CLI's`);
   for (const row of RESTORE_ROWS) console.log(line(samples, row, rawMiB));
 }
 

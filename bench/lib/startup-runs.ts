@@ -4,12 +4,15 @@
  * time from spawning `backer daemon` to GET /v1/health answering over its socket (first answer,
  * and status `ok`). Interleaved, order flipped every round.
  */
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import type { BackerBuild } from './backer.js';
 import { startDaemon } from './backer.js';
 import { writeTinyConfig } from './configs.js';
-import { shell, timed } from './proc.js';
+import { shell, timed, vmHwmMiB, type Timed } from './proc.js';
 import { load1, Samples } from './stats.js';
+
+/** USER_HZ of /proc/PID/stat (100 on Linux). */
+const CLOCK_TICKS = 100;
 
 export const STARTUP_KEYS = {
   once: '6 backer backup --once (tiny files)',
@@ -22,18 +25,28 @@ export const STARTUP_KEYS = {
 export async function runStartup(backer: BackerBuild, dir: string, rounds: number, log: (line: string) => void): Promise<Samples> {
   const tiny = await writeTinyConfig(dir);
   const samples = new Samples(log);
+  const add = (key: string, r: Timed): void => {
+    samples.add(key, r.seconds);
+    samples.add(`${key} cpu`, r.cpuSeconds);
+  };
   const runs = [
     async () => {
       const r = await timed(backer.command(['--config', tiny.path, 'backup', 'tiny', '--once']), dir);
       samples.add(STARTUP_KEYS.once, r.seconds);
+      samples.add(`${STARTUP_KEYS.once} cpu`, r.cpuSeconds);
       samples.add(`${STARTUP_KEYS.once} rss`, r.peakRssMiB);
     },
-    async () => samples.add(STARTUP_KEYS.shell, (await timed(shell(`tar -C ${tiny.files} -c . | gzip -6 > ${tiny.out}`), dir)).seconds),
-    async () => samples.add(STARTUP_KEYS.node, (await timed({ file: process.execPath, args: ['-e', '0'] }, dir)).seconds),
+    async () => add(STARTUP_KEYS.shell, await timed(shell(`tar -C ${tiny.files} -c . | gzip -6 > ${tiny.out}`), dir)),
+    async () => add(STARTUP_KEYS.node, await timed({ file: process.execPath, args: ['-e', '0'] }, dir)),
     async () => {
       const daemon = await startDaemon(backer, tiny.path, tiny.socket);
       samples.add(STARTUP_KEYS.daemonAnswer, daemon.firstAnswer);
       samples.add(STARTUP_KEYS.daemonReady, daemon.ready);
+      // CPU and RSS of the daemon when it first answered `ok` (its start-up's cost).
+      const stat = await readFile(`/proc/${daemon.pid}/stat`, 'utf8');
+      const [utime = NaN, stime = NaN] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
+      samples.add(`${STARTUP_KEYS.daemonReady} cpu`, (utime + stime) / CLOCK_TICKS);
+      samples.add(`${STARTUP_KEYS.daemonReady} rss`, await vmHwmMiB(daemon.pid));
       await daemon.stop();
     },
   ];

@@ -1,8 +1,8 @@
 import { z } from '@hono/zod-openapi';
 import { RETRY_CLASS, type ErrorCode } from '../errors.js';
 import type { MandateSpec } from '../mandates/types.js';
-import type { Queue } from '../queue/queue.js';
 import type { RecentBackups } from '../queue/types.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
 import { MANDATE_STATUSES, type MandateHealth } from '../status/types.js';
 import type { ApiDeps } from './app.js';
 
@@ -53,9 +53,9 @@ function lastBackup(recent: RecentBackups | undefined): LastBackup {
   return { name: newest.name, created_at: newest.started_at ?? newest.created_at, raw_bytes: newest.raw_bytes, stored_bytes: newest.stored_bytes };
 }
 
-/** Last backup and recent raw sizes (oldest first) of every mandate, from one store query. */
-function backupFigures(queue: Pick<Queue, 'recentBackups'>, mandates: readonly string[]): (mandate: string) => { last_backup: LastBackup; recent_sizes: number[] } {
-  const byMandate = new Map(queue.recentBackups(mandates, RECENT_SIZES).map((r) => [r.mandate, r]));
+/** Last backup and recent raw sizes (oldest first) of every mandate, from one store answer. */
+function backupFigures(recent: readonly RecentBackups[]): (mandate: string) => { last_backup: LastBackup; recent_sizes: number[] } {
+  const byMandate = new Map(recent.map((r) => [r.mandate, r]));
   return (mandate) => {
     const recent = byMandate.get(mandate);
     const sizes = (recent?.raw_sizes ?? []).filter((n): n is number => n !== null);
@@ -68,14 +68,18 @@ function healthFields(health: MandateHealth | undefined): { status?: MandateHeal
   return health === undefined ? {} : { status: health.status, health };
 }
 
+type Settings = (m: MandateSpec, nextRun: Date | null, nextVerify: Date | null) => Record<string, unknown>;
+
+/** What the listing reads; `version` (the daemon's scheduler and status monitor have one) makes it cacheable. */
+export interface ListingDeps extends Pick<ApiDeps, 'services' | 'queue'> {
+  scheduler: Pick<Scheduler, 'nextRun'> & Partial<Pick<Scheduler, 'version'>>;
+  status?: ApiDeps['status'];
+}
+
 /** The body of `GET /v1/mandates` (`settings`: operations.ts mandateJson): runnable mandates with status, last backup and next run; skipped ones with their problems. */
-export function mandateListing(
-  deps: Pick<ApiDeps, 'services' | 'scheduler' | 'queue' | 'status'>,
-  settings: (m: MandateSpec, nextRun: Date | null, nextVerify: Date | null) => Record<string, unknown>,
-): Record<string, unknown> {
+function buildListing(deps: ListingDeps, settings: Settings, recent: readonly RecentBackups[]): Record<string, unknown> {
   const snapshot = deps.services.discovery.current();
-  // One query for all mandates (not one per mandate: issue 11, 500 containers).
-  const figures = backupFigures(deps.queue, [...snapshot.mandates.map((m) => m.name), ...snapshot.skipped.map((s) => s.name)]);
+  const figures = backupFigures(recent);
   const one = (m: MandateSpec): Record<string, unknown> => ({
     ...settings(m, deps.scheduler.nextRun(m.name), deps.scheduler.nextRun(m.name, 'verify')),
     ...healthFields(deps.status?.get(m.name)),
@@ -88,6 +92,33 @@ export function mandateListing(
     problems: snapshot.problems,
     docker_error: snapshot.docker_error,
   };
+}
+
+/** Every mandate's last backup and sizes: one store query for all of them (not one per mandate: issue 11, 500 containers). */
+function recentOf(deps: ListingDeps): readonly RecentBackups[] {
+  const snapshot = deps.services.discovery.current();
+  return deps.queue.recentBackups([...snapshot.mandates.map((m) => m.name), ...snapshot.skipped.map((s) => s.name)], RECENT_SIZES);
+}
+
+/**
+ * The listing as JSON text, built again only when something it shows may have changed: kept per
+ * discovery (one per daemon) and keyed on everything it reads: discovery's snapshot (replaced on
+ * every change), the job store's recentBackups() answer (the same object until a job is written:
+ * src/state/job-store.ts), the scheduler's version (updates and fires move next runs) and the
+ * status monitor's (every computation). Without a scheduler version nothing is kept. The text is
+ * not scrubbed of secrets: the caller scrubs it per response (secrets are added at run time).
+ */
+const listingCache = new WeakMap<object, { key: readonly unknown[]; text: string }>();
+
+export function mandateListingText(deps: ListingDeps, settings: Settings): string {
+  const recent = recentOf(deps);
+  const version = deps.scheduler.version?.();
+  const key = [deps.services.discovery.current(), recent, version, deps.status?.version(), settings];
+  const cached = listingCache.get(deps.services.discovery);
+  if (version !== undefined && cached !== undefined && cached.key.every((part, i) => part === key[i])) return cached.text;
+  const text = JSON.stringify(buildListing(deps, settings, recent));
+  if (version !== undefined) listingCache.set(deps.services.discovery, { key, text });
+  return text;
 }
 
 /** What `GET /v1/mandates/{name}` adds: the mandate's health, when known. */

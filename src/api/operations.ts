@@ -5,8 +5,8 @@ import type { Queue } from '../queue/queue.js';
 import { emptyStats } from '../queue/stats.js';
 import { JOB_KINDS, JOB_STATES, type AnyJob } from '../queue/types.js';
 import type { ApiDeps } from './app.js';
-import { mandateHealthDetail, mandateListing } from './mandate-status.js';
-import { defineRoute, validationError, type ApiApp, type Json } from './route.js';
+import { mandateHealthDetail, mandateListingText } from './mandate-status.js';
+import { defineRoute, validationError, type ApiApp, type Json, type JsonResponse } from './route.js';
 import { errors, jobEventSchema, jobReplySchema, jobSchema, jsonContent, mandateDetailSchema, mandateListSchema, queueStatsSchema } from './schemas.js';
 
 const jobsPageSchema = z.object({ jobs: z.array(jobSchema), total: z.number().int(), limit: z.number().int(), offset: z.number().int() }).openapi('JobsPage');
@@ -179,7 +179,8 @@ const queueStatsRoute = defineRoute('read', {
 /** Mandates, jobs and the queue: thin handlers that validate, ask the queue or the scheduler, return JSON. */
 export function registerOperationRoutes(app: ApiApp, deps: ApiDeps, json: Json): void {
   // Status, health and last backup of each mandate: src/api/mandate-status.ts.
-  app.openapi(mandatesRoute, () => json(mandateListing(deps, mandateJson)));
+  // The listing's text is kept between requests (mandateListingText); scrubbed like json() does, per response.
+  app.openapi(mandatesRoute, () => new Response(deps.services.secrets.scrub(mandateListingText(deps, mandateJson)), { status: 200, headers: { 'content-type': 'application/json' } }) as JsonResponse);
 
   app.openapi(mandateRoute, (c) => {
     const mandate = deps.services.mandate(c.req.valid('param').name);

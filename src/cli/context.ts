@@ -38,8 +38,8 @@ export async function loadRunConfig(options: GlobalOptions): Promise<LoadedConfi
   const { config, path } = loaded;
   // Imported here, not at the top: the commands that only talk to the daemon never load them, and
   // Docker's client (dockerode, with gRPC) is loaded only when Docker is on.
-  const [{ buildSnapshot, staticMandateProblems }, { sources }] = await Promise.all([import('../discovery/snapshot.js'), import('../sources/index.js')]);
-  const docker = config.docker.enabled ? new (await import('dockerode')).default({ socketPath: config.docker.socket_path }) : null;
+  const [{ buildSnapshot, staticMandateProblems }, { sources }, { dockerClient }] = await Promise.all([import('../discovery/snapshot.js'), import('../sources/index.js'), import('../daemon/docker-client.js')]);
+  const docker = config.docker.enabled ? dockerClient(config.docker.socket_path) : null;
   const problems = staticMandateProblems(await buildSnapshot(docker, config, sources, path), path);
   if (problems.length > 0) throw configInvalid(path, problems);
   return loaded;

@@ -11,8 +11,11 @@ export function checkCron(expression: string): string | null {
   }
   let job: Cron | undefined;
   try {
-    // paused and without a function: only the pattern is parsed, nothing is scheduled.
-    job = new Cron(expression, { paused: true, mode: '5-or-6-parts' });
+    // paused and without a function: only the pattern is parsed, nothing is scheduled. In UTC
+    // (a fixed offset, as the scheduler computes): whether a pattern ever fires does not depend on
+    // the zone, and croner's walk through local time (Intl) costs 5-20x more, ~0.1 s at start for
+    // a pattern that fires once in four years (29 February).
+    job = new Cron(expression, { paused: true, mode: '5-or-6-parts', utcOffset: 0 });
     if (job.nextRun() === null) return `${JSON.stringify(expression)} never fires`;
     return null;
   } catch (err) {

@@ -24,7 +24,7 @@ import { createStatusParts } from '../status/index.js';
 import type { ReadinessProbe, StatusMonitor, TargetUsageMonitor } from '../status/types.js';
 import { createNotifier } from '../notify/notifier.js';
 import { createHistoryPruner } from './history.js';
-import { sweepTargets } from './sweep.js';
+import { startSweep, type SweepSummary } from './sweep.js';
 import { createJobRunner, createRestorePlanner } from './jobs.js';
 import { createRecovery } from './recovery.js';
 import { createServices, type ServiceOptions, type Services } from './services.js';
@@ -148,6 +148,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
     logger: services.logger.child({ component: 'recovery' }),
   });
   let closing: Promise<void> | undefined;
+  /** The start-up sweep's orphan reports, which may still run after start (they use the targets). */
+  let sweeping: Promise<SweepSummary> | undefined;
 
   let sentry: SentryReporter | undefined;
 
@@ -162,11 +164,16 @@ export function createDaemon(options: DaemonOptions): Daemon {
     // Before any backup can run: containers a killed run left stopped start again, its helpers go.
     await recovery.start();
     // Temp files and unfinished uploads of runs that died with their process; orphans are reported.
-    await sweepTargets(services.targets, services.logger.child({ component: 'sweep' }), processStart);
+    // The sweep (it lists every target) and discovery (Docker) run side by side: neither runs a
+    // backup, and the queue starts after both the clean-up and discovery; the orphan reports
+    // (they only log) go on meanwhile (issue 11: 500 containers beside 10,000 backups).
+    const sweep = startSweep(services.targets, services.logger.child({ component: 'sweep' }), processStart);
+    sweeping = sweep.done;
     history.start();
     // Jobs left queued by the previous process need their mandates: discovery first.
     notifier.start();
-    await services.discovery.start();
+    const settled = await Promise.allSettled([sweep.cleaned, services.discovery.start()]);
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
     queue.start();
     // Mandate health needs discovery's snapshot and the queue's jobs taken over.
     statusParts.start();
@@ -205,6 +212,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         await queue.close();
         await notifier.close();
         history.close();
+        await sweeping;
         await services.close();
         releaseDataDir(state);
         state.close();

@@ -1,7 +1,8 @@
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type { BackerConfig } from '../config/schema.js';
 import type { MandateSpec } from '../mandates/types.js';
 import { createDiscovery, type Discovery } from '../discovery/discovery.js';
+import { dockerClient, lazyDockerClient } from './docker-client.js';
 import type { SkippedMandate } from '../discovery/snapshot.js';
 import { BackerError } from '../errors.js';
 import { createLogger, SecretRegistry, type Logger } from '../logging/logger.js';
@@ -70,7 +71,7 @@ export function createServices(options: ServiceOptions): Services {
   const secrets = options.secrets ?? new SecretRegistry();
   registerConfigSecrets(config, secrets);
   const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, secrets });
-  const docker = config.docker.enabled ? new Docker({ socketPath: config.docker.socket_path }) : null;
+  const docker = config.docker.enabled ? dockerClient(config.docker.socket_path) : null;
   const targets = new Map(config.targets.map((t) => [t.name, createTarget(t)]));
   const middleware = new Map(config.middleware.map((m) => [m.name, createMiddleware(m)]));
   const discovery = createDiscovery({
@@ -101,8 +102,8 @@ export function createServices(options: ServiceOptions): Services {
     sources,
     targets,
     middleware,
-    // Host sources never touch Docker; a client that is never used costs nothing.
-    docker: docker ?? new Docker({ socketPath: config.docker.socket_path }),
+    // Host sources never touch Docker: with Docker off, dockerode loads only if something uses it.
+    docker: docker ?? lazyDockerClient(config.docker.socket_path),
     logger,
     registerSecret: (v) => secrets.add(v),
     settings: { volumeHelperImage: config.volume.helper_image, volumeHelperBinds: config.volume.helper_binds, stoppedContainersDir: stoppedContainersDir(config.data_dir) },

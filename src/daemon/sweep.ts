@@ -94,9 +94,8 @@ export async function findOrphans(target: Target, now = Date.now()): Promise<Orp
   return orphans;
 }
 
-async function sweepOne(target: Target, logger: Logger, startedAt: Date): Promise<TargetSweep> {
-  const result: TargetSweep = { target: target.name, removed: [], removed_bytes: 0, failed: [], orphans: [] };
-  const errors: string[] = [];
+/** Removes what runs that died left on `target` (temp files, unfinished uploads). */
+async function cleanOne(target: Target, logger: Logger, startedAt: Date, result: TargetSweep, errors: string[]): Promise<void> {
   try {
     const report = await target.sweep({ startedAt, logger });
     result.removed = report.removed;
@@ -107,6 +106,10 @@ async function sweepOne(target: Target, logger: Logger, startedAt: Date): Promis
     logger.error({ target: target.name, err: describeError(err) }, 'start-up sweep failed: temp files and unfinished uploads of this target are left');
   }
   for (const f of result.failed) logger.warn({ target: target.name, object: f.key, err: f.error }, 'start-up sweep could not remove an abandoned temp file or upload');
+}
+
+/** Reports (never removes) the orphans of `target`. */
+async function reportOrphans(target: Target, logger: Logger, result: TargetSweep, errors: string[]): Promise<void> {
   try {
     result.orphans = await findOrphans(target);
   } catch (err) {
@@ -117,24 +120,46 @@ async function sweepOne(target: Target, logger: Logger, startedAt: Date): Promis
     const what = o.kind === 'manifest_without_artifact' ? 'a manifest whose artifact is missing' : 'an artifact without manifest';
     logger.warn({ target: target.name, object: o.key, size: o.size, age_s: o.age_s, kind: o.kind }, `start-up sweep found ${what} (left in place)`);
   }
-  if (errors.length > 0) result.error = errors.join('; ');
-  return result;
+}
+
+function logSwept(result: TargetSweep, logger: Logger): void {
+  const line = { target: result.target, removed: result.removed.length, removed_bytes: result.removed_bytes, orphans: result.orphans.length };
+  if (result.failed.length > 0) Object.assign(line, { failed: result.failed.length });
+  logger.info(line, 'start-up sweep');
+}
+
+export interface RunningSweep {
+  /** Every target's temp files and unfinished uploads are removed (or their failure logged): backups may run. */
+  cleaned: Promise<void>;
+  /** The orphan reports too, one "start-up sweep" line per target; never rejects. */
+  done: Promise<SweepSummary>;
 }
 
 /**
- * Sweeps every target in turn and logs one line per target ("start-up sweep"). Never throws: a
- * target that fails is logged as an error and the others go on.
+ * Sweeps every target in turn: first what dead runs left (`cleaned`: the queue waits for it),
+ * then the orphan reports, which list and may read every manifest (10,000 backups: about a
+ * second) and only log, so the daemon does not wait for them (`done`). Never rejects: a target
+ * that fails is logged as an error and the others go on. An orphan report running beside a
+ * backup is safe: an artifact younger than a day is never reported.
  */
+export function startSweep(targets: ReadonlyMap<string, Target>, logger: Logger, startedAt: Date): RunningSweep {
+  const emptyResult = (target: Target): TargetSweep => ({ target: target.name, removed: [], removed_bytes: 0, failed: [], orphans: [] });
+  const results = [...targets.values()].map((target) => ({ target, result: emptyResult(target), errors: [] as string[] }));
+  const cleaned = (async () => {
+    for (const r of results) await cleanOne(r.target, logger, startedAt, r.result, r.errors);
+  })();
+  const done = cleaned.then(async () => {
+    for (const r of results) {
+      await reportOrphans(r.target, logger, r.result, r.errors);
+      if (r.errors.length > 0) r.result.error = r.errors.join('; ');
+      logSwept(r.result, logger);
+    }
+    return { targets: results.map((r) => r.result) };
+  });
+  return { cleaned, done };
+}
+
+/** The whole sweep of every target, orphan reports included (see startSweep). */
 export async function sweepTargets(targets: ReadonlyMap<string, Target>, logger: Logger, startedAt: Date): Promise<SweepSummary> {
-  const summary: SweepSummary = { targets: [] };
-  for (const target of targets.values()) {
-    const result = await sweepOne(target, logger, startedAt).catch(
-      (err: unknown): TargetSweep => ({ target: target.name, removed: [], removed_bytes: 0, failed: [], orphans: [], error: describeError(err) }),
-    );
-    summary.targets.push(result);
-    const line = { target: result.target, removed: result.removed.length, removed_bytes: result.removed_bytes, orphans: result.orphans.length };
-    if (result.failed.length > 0) Object.assign(line, { failed: result.failed.length });
-    logger.info(line, 'start-up sweep');
-  }
-  return summary;
+  return startSweep(targets, logger, startedAt).done;
 }

@@ -4,7 +4,8 @@ import type { BackerConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { SourceRegistry } from '../sources/registry.js';
-import { buildSnapshot, type InspectCache, type ParseCache, type Snapshot } from './snapshot.js';
+import { performance } from 'node:perf_hooks';
+import { buildSnapshot, type InspectCache, type ParseCache, type Snapshot, type SnapshotTimings } from './snapshot.js';
 
 export interface DiscoveryOptions {
   docker: Docker | null;
@@ -71,6 +72,16 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
     }
   };
 
+  let firstSnapshot = true;
+  /** The first snapshot's marks (start-up, issue 11) at info; later ones at debug. `at_ms`: since the process started. */
+  const logTimings = (t: SnapshotTimings): void => {
+    const round = (ms: number): number => Math.round(ms * 10) / 10;
+    const fields = { list_ms: round(t.list_ms), inspect_ms: round(t.inspect_ms), inspected: t.inspected, parse_ms: round(t.parse_ms), parsed: t.parsed, at_ms: Math.round(performance.now()) };
+    if (firstSnapshot) options.logger.info(fields, 'startup: first snapshot built');
+    else options.logger.debug(fields, 'snapshot built');
+    firstSnapshot = false;
+  };
+
   const publish = (next: Snapshot): void => {
     const fp = JSON.stringify(next);
     if (fp === fingerprint) return;
@@ -95,7 +106,9 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
           again = false;
           if (full) inspected.clear();
           full = false;
-          const next = await buildSnapshot(options.docker, options.config, options.sources, options.configFile, undefined, inspected, parsed);
+          const timings: SnapshotTimings = { list_ms: 0, inspect_ms: 0, inspected: 0, parse_ms: 0, parsed: 0 };
+          const next = await buildSnapshot(options.docker, options.config, options.sources, options.configFile, undefined, inspected, parsed, timings);
+          logTimings(timings);
           // With Docker disabled (docker null) nothing is said about it.
           if (options.docker && next.docker_error !== null) dockerDown(next.docker_error);
           else if (options.docker) dockerUp();

@@ -33,6 +33,23 @@ export interface KeysContext {
   verifyDefaults: BackerConfig['verify'];
 }
 
+/**
+ * checkCron's verdicts by expression: a 5- or 6-field cron (no year) is valid or not for good,
+ * and every parse of the keys checks `interval` (its default too) with a croner instance; 500
+ * containers share a few expressions (issue 11). Bounded: labels are read from any container.
+ */
+const cronVerdicts = new Map<string, string | null>();
+const CRON_VERDICTS_MAX = 1000;
+
+function checkCronOnce(expression: string): string | null {
+  const known = cronVerdicts.get(expression);
+  if (known !== undefined) return known;
+  const verdict = checkCron(expression);
+  if (cronVerdicts.size >= CRON_VERDICTS_MAX) cronVerdicts.clear();
+  cronVerdicts.set(expression, verdict);
+  return verdict;
+}
+
 function isVerifyLevel(value: string): value is VerifyLevel {
   return (VERIFY_LEVELS as readonly string[]).includes(value);
 }
@@ -64,7 +81,7 @@ function buildMandateKeysSchema(contextNow: () => KeysContext) {
     }),
     interval: optionalString().transform((raw, ctx) => {
       const interval = raw?.trim() ?? DEFAULT_INTERVAL;
-      const problem = checkCron(interval);
+      const problem = checkCronOnce(interval);
       if (problem !== null) optionIssue(ctx, 'interval', problem);
       return interval;
     }),
@@ -96,7 +113,7 @@ function buildMandateKeysSchema(contextNow: () => KeysContext) {
       if (raw === undefined) return context.verifyDefaults.interval ?? null;
       const text = raw.trim();
       if (parseBoolean(text) === false) return null;
-      const problem = checkCron(text);
+      const problem = checkCronOnce(text);
       if (problem !== null) optionIssue(ctx, 'verify', `${problem}; or off for no scheduled verification`);
       return text;
     }),

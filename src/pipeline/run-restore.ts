@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { MandateSpec } from '../mandates/types.js';
 import { BackerError, describeError, errorCode, type ErrorCode } from '../errors.js';
 import type { JobProgress } from '../events/bus.js';
@@ -108,13 +109,27 @@ async function prepare(mandate: MandateSpec, params: RestoreParams, services: Re
   return { backup, source, request, parsed, context, plan: [...head, ...own.steps], stops: own.stops };
 }
 
-/** Applies one backup through the reverse chain into the destination (hashes checked on the way). */
-async function apply(prepared: Pick<Prepared, 'source' | 'request' | 'context'>, backup: LocatedBackup, options: unknown, services: RestoreServices, onBytes?: (n: number) => void): Promise<void> {
+/** The second half of a source's restore (SourceDefinition.prepareRestore): applies its input. */
+type Applier = (input: Readable) => Promise<void>;
+
+/**
+ * Applies one backup through the reverse chain into the destination (hashes checked on the way),
+ * through `applier` when the source was prepared already, else through its `restore`.
+ */
+async function apply(
+  prepared: Pick<Prepared, 'source' | 'request' | 'context'>,
+  backup: LocatedBackup,
+  options: unknown,
+  services: RestoreServices,
+  onBytes?: (n: number) => void,
+  applier?: Applier,
+): Promise<void> {
   const decoded = await openDecoded(backup.manifest, backup.target, services.middleware, { signal: prepared.context.signal, onBytes });
   const { source } = prepared;
   if (!source.restore) throw new BackerError('RESTORE_REFUSED', `${source.type} backups cannot be restored`, { component: COMPONENT });
   try {
-    await source.restore(options, { ...prepared.request, manifest: backup.manifest.source }, decoded.stream, prepared.context);
+    if (applier) await applier(decoded.stream);
+    else await source.restore(options, { ...prepared.request, manifest: backup.manifest.source }, decoded.stream, prepared.context);
   } finally {
     if (!decoded.stream.destroyed) decoded.stream.destroy();
   }
@@ -176,8 +191,8 @@ export async function runRestore(mandate: MandateSpec, params: RestoreParams, se
   }
   const size = prepared.backup.manifest.artifact.size;
   const total = params.verify_first ? 2 * size : size;
-  if (params.verify_first) await hashFirst(prepared.backup, services, context, total);
-  if (prepared.parsed.scratch !== null) await startScratch(mandate, prepared, services, context);
+  const applier = params.verify_first ? await hashFirstAndPrepare(mandate, prepared, services, context, total) : undefined;
+  if (prepared.parsed.scratch !== null && !params.verify_first) await startScratch(mandate, prepared, services, context);
   const safety = dest.kind === 'container' && dest.original && params.safety_backup ? await safetyBackup(mandate, services, context.signal) : null;
   result.safety_backup = safety?.manifest.name ?? null;
   if (safety) context.note?.(`safety backup ${safety.manifest.name} taken`);
@@ -186,12 +201,41 @@ export async function runRestore(mandate: MandateSpec, params: RestoreParams, se
     await apply(prepared, prepared.backup, mandate.source.options, services, (n) => {
       if (n > 0) failpoint('restore.mid-apply');
       context.progress({ bytes: total - size + n, total });
-    });
+    }, applier);
   } catch (err) {
     return failedRestore(err, mandate, params, prepared, services, safety, result);
   }
   services.logger.info({ mandate: mandate.name, backup: result.backup, to: params.to }, 'restore succeeded');
   return { status: 'succeeded', error: null, result };
+}
+
+/**
+ * The hash-first pass, and meanwhile what writes nothing the user has: a scratch destination is
+ * created and started (its engine initialises during the pass; removed again when the pass
+ * fails), any other gets the source's first half of its restore (prepareRestore: container,
+ * client, credentials), which the apply then skips. Both are awaited to their end; the pass's
+ * failure is the one reported.
+ */
+async function hashFirstAndPrepare(mandate: MandateSpec, prepared: Prepared, services: RestoreServices, context: RestoreContext, total: number): Promise<Applier | undefined> {
+  const { source } = prepared;
+  const scratch = prepared.parsed.scratch;
+  const request = { ...prepared.request, manifest: prepared.backup.manifest.source };
+  // A failed pass stops the wait for the scratch engine at once.
+  const failed = new AbortController();
+  const scratchContext = { ...context, signal: AbortSignal.any([context.signal, failed.signal]) };
+  const beside = scratch !== null ? startScratch(mandate, prepared, services, scratchContext) : source.prepareRestore?.(mandate.source.options, request, prepared.context);
+  const pass = hashFirst(prepared.backup, services, context, total).catch((err: unknown) => {
+    failed.abort();
+    throw err;
+  });
+  const [checked, ready] = await Promise.allSettled([pass, beside]);
+  if (checked.status === 'rejected') {
+    // The scratch container was made for a backup that cannot be restored: it goes (startScratch removes it itself when it fails).
+    if (scratch !== null && ready.status === 'fulfilled') await removeScratch(services.docker, scratch, services.logger);
+    throw checked.reason as Error;
+  }
+  if (ready.status === 'rejected') throw ready.reason as Error;
+  return ready.value ?? undefined;
 }
 
 async function hashFirst(backup: LocatedBackup, services: RestoreServices, context: RestoreContext, total: number): Promise<void> {

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { Cron } from 'croner';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
@@ -33,6 +34,8 @@ export interface Scheduler {
   nextRun(mandate: string, kind?: ScheduleKind): Date | null;
   /** The time between the mandate's next two backups (for overload detection); null without a schedule. */
   intervalMs(mandate: string): number | null;
+  /** Changes whenever a nextRun() answer may have changed (an update, a fire): a key for caches of them. */
+  version(): number;
   close(): Promise<void>;
 }
 
@@ -98,6 +101,21 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let wakeAt = Infinity;
+  let version = 0;
+  /**
+   * One croner instance per cron text, shared by every schedule with that text (500 containers
+   * with the default interval parse it once): they have no callback, so they only compute times.
+   */
+  const crons = new Map<string, Cron>();
+  const cronOf = (interval: string): Cron => {
+    let cron = crons.get(interval);
+    if (cron === undefined) {
+      // UTC, like the <DATE> placeholder, so that schedules do not move with the host's zone.
+      cron = new Cron(interval, { utcOffset: 0, mode: '5-or-6-parts' });
+      crons.set(interval, cron);
+    }
+    return cron;
+  };
 
   const fire = (schedule: Schedule, at: Date, catchUp: boolean): void => {
     const { mandate, run } = schedule;
@@ -129,6 +147,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const now = new Date();
     for (const job of jobs.values()) {
       if (job.next === null || job.next.getTime() > now.getTime()) continue;
+      version++;
       const at = job.next;
       job.next = job.cron.nextRun(now);
       if (options.paused === true) continue;
@@ -155,26 +174,41 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   const create = (key: string, schedule: Schedule): void => {
     const { mandate, interval, run } = schedule;
-    // UTC, like the <DATE> placeholder, so that schedules do not move with the host's zone.
-    const cron = new Cron(interval, { utcOffset: 0, mode: '5-or-6-parts' });
+    const cron = cronOf(interval);
     const next = cron.nextRun();
     jobs.set(key, { schedule, signature: signature(schedule), cron, next });
     logger.debug({ mandate, kind: run.kind, interval, next: next?.toISOString() }, 'scheduled');
     catchUp(schedule, cron);
   };
 
+  let firstUpdate = true;
   return {
     update(mandates) {
       if (closed) return;
+      const t0 = performance.now();
       const wanted = wantedSchedules(mandates);
       for (const [key, job] of jobs) {
         const schedule = wanted.get(key);
         if (schedule === undefined || signature(schedule) !== job.signature) jobs.delete(key);
       }
-      for (const [key, schedule] of wanted) if (!jobs.has(key)) create(key, schedule);
+      let created = 0;
+      for (const [key, schedule] of wanted) {
+        if (jobs.has(key)) continue;
+        create(key, schedule);
+        created++;
+      }
+      const used = new Set([...jobs.values()].map((j) => j.schedule.interval));
+      for (const interval of crons.keys()) if (!used.has(interval)) crons.delete(interval);
+      version++;
       arm();
+      // The start-up's mark (issue 11): at_ms since the process started.
+      const fields = { created, ms: Math.round((performance.now() - t0) * 10) / 10, at_ms: Math.round(performance.now()) };
+      if (firstUpdate) logger.info(fields, 'startup: schedules created');
+      else logger.debug(fields, 'schedules updated');
+      firstUpdate = false;
     },
     nextRun: (mandate, kind = 'backup') => jobs.get(keyOf(mandate, kind))?.next ?? null,
+    version: () => version,
     intervalMs(mandate) {
       const job = jobs.get(keyOf(mandate, 'backup'));
       if (!job) return null;
@@ -190,6 +224,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       clearTimeout(timer);
       timer = undefined;
       jobs.clear();
+      crons.clear();
+      version++;
       return Promise.resolve();
     },
   };

@@ -108,6 +108,16 @@ export async function planMysqlRestore(credentials: Credentials, request: Restor
  * place (`USE` lines too). Sections of other databases, and of the system ones, are skipped.
  */
 export async function runMysqlRestore(credentials: Credentials, request: RestoreRequest, input: Readable, context: DumpContext): Promise<void> {
+  const apply = await prepareMysqlRestore(credentials, request, context);
+  await apply(input);
+}
+
+/**
+ * The first half of runMysqlRestore, which writes nothing: the container, the client and the
+ * credentials (it runs while the hash-first pass checks the backup). The second half creates the
+ * default database and streams `input` into the client.
+ */
+export async function prepareMysqlRestore(credentials: Credentials, request: RestoreRequest, context: DumpContext): Promise<(input: Readable) => Promise<void>> {
   const container = destinationOf(request);
   const pairs = selection(request);
   const run = await openContainerRun(context, container, COMPONENT);
@@ -116,16 +126,18 @@ export async function runMysqlRestore(credentials: Credentials, request: Restore
   const target = (db: string): string | null => (SYSTEM_DATABASES.has(db) ? null : chosen === null ? db : (chosen.get(db) ?? null));
   const single = singleDatabase(request.manifest);
   const defaultDb = single === null ? undefined : (target(single) ?? undefined);
-  if (defaultDb !== undefined) await query(session, `CREATE DATABASE IF NOT EXISTS ${quote(defaultDb)}`, 'RESTORE_FAILED', `${session.tool} (log in as ${session.user})`);
-  const seen = new Set<string>();
-  const rewriter = restoreRewriter(target, seen).pullFrom(input);
-  try {
-    await run.feed(clientCommand(session, [], defaultDb), rewriter, { env: session.env });
-  } catch (err) {
-    rewriter.destroy();
-    throw err;
-  }
-  checkAllLoaded(session, request, seen);
+  return async (input) => {
+    if (defaultDb !== undefined) await query(session, `CREATE DATABASE IF NOT EXISTS ${quote(defaultDb)}`, 'RESTORE_FAILED', `${session.tool} (log in as ${session.user})`);
+    const seen = new Set<string>();
+    const rewriter = restoreRewriter(target, seen).pullFrom(input);
+    try {
+      await run.feed(clientCommand(session, [], defaultDb), rewriter, { env: session.env });
+    } catch (err) {
+      rewriter.destroy();
+      throw err;
+    }
+    checkAllLoaded(session, request, seen);
+  };
 }
 
 /** A `--database FROM` that never showed up in the dump (only knowable afterwards for `*` v1 manifests). */

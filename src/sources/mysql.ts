@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream';
 import { BackerError } from '../errors.js';
 import { openContainerRun, type ContainerRun } from './container-run.js';
 import { CLIENT_TOOLS, COMPONENT, DUMP_TOOLS, openSession, query, sessionFor, type MysqlSession } from './mysql-client.js';
-import { destinationOf, planMysqlRestore, runMysqlRestore } from './mysql-restore.js';
+import { destinationOf, planMysqlRestore, prepareMysqlRestore, runMysqlRestore } from './mysql-restore.js';
 import { collectStats, drillChecks, dumpScanner, type MysqlStats } from './mysql-stats.js';
 import { mysqlOptions, parseDatabaseList, type MysqlOptions } from './mysql-options.js';
 import { optionWhere, toolArgs, type ToolOptions } from './options.js';
@@ -122,6 +122,7 @@ export const mysqlSource = defineSource<MysqlOptions>({
   dump,
   planRestore: (options, request, context) => planMysqlRestore(options, request, context),
   restore: (options, request, input, context) => runMysqlRestore(options, request, input, context),
+  prepareRestore: (options, request, context) => prepareMysqlRestore(options, request, context),
   async check(options, request, context) {
     const run = await openContainerRun(context, destinationOf(request), COMPONENT);
     return drillChecks(await openSession(run, options), request);

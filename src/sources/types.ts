@@ -101,6 +101,13 @@ export interface SourceDefinition<Options> {
    */
   restore?(options: Options, request: RestoreRequest, input: Readable, context: DumpContext): Promise<void>;
   /**
+   * Optional: `restore` in two halves. This one does everything that writes nothing (inspect the
+   * container, find the client, read the credentials), so that it runs while the hash-first pass
+   * checks the backup; it resolves with the second half, which applies `input` like `restore`.
+   * Nothing may be written to the destination before the second half is called.
+   */
+  prepareRestore?(options: Options, request: RestoreRequest, context: DumpContext): Promise<(input: Readable) => Promise<void>>;
+  /**
    * Engine checks after a drill restored a backup into a scratch container: each compares what
    * the engine holds with the manifest's `source.stats` (recorded at dump time).
    */

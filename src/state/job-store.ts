@@ -171,6 +171,27 @@ function saver(db: Database, s: Statements): (job: AnyJob) => void {
 }
 
 /**
+ * recentBackups() answers (GET /v1/mandates asks for all mandates on every request: issue 11)
+ * kept until the next write of a job (save, prune): the jobs table changes only through this store
+ * (the daemon holds the data_dir lock). The same answer is returned as long as nothing was
+ * written, so a caller may key its own cache on it; callers must not modify it.
+ */
+function recentBackupsCache(s: Statements): { get: JobStore['recentBackups']; clear(): void } {
+  let cached: { key: string; value: RecentBackups[] } | undefined;
+  return {
+    get(mandates, perMandate) {
+      const names = JSON.stringify([...new Set(mandates)]);
+      const key = `${perMandate}:${names}`;
+      if (cached?.key === key) return cached.value;
+      const value = s.recentBackups.all({ mandates: names, per: perMandate }).map(toRecent);
+      cached = { key, value };
+      return value;
+    },
+    clear: () => void (cached = undefined),
+  };
+}
+
+/**
  * Jobs in `<data_dir>/state.db`: the daemon's store. Same semantics as the memory store (the
  * contract suite in test/state/ runs against both), without its size limit: history is pruned by
  * age (`prune`, state.history_days). close() leaves the shared StateDb open: the daemon closes it.
@@ -179,7 +200,22 @@ export function createSqliteJobStore(state: StateDb): JobStore {
   const { db } = state;
   const s = prepare(db);
   const list = lister(db);
-  const save = saver(db, s);
+  const written = saver(db, s);
+  const recent = recentBackupsCache(s);
+  const save = (job: AnyJob): void => {
+    // Cleared after the write (a throwing write may have changed nothing, but clearing costs one query).
+    try {
+      written(job);
+    } finally {
+      recent.clear();
+    }
+  };
+  const prune = db.transaction((before: Date) => {
+    const at = before.toISOString();
+    // Older fires are never looked at again; the newest of each schedule stays for lastFire.
+    s.pruneFires.run(at);
+    return s.prune.run(at).changes;
+  });
   return {
     save,
     get: (id) => {
@@ -202,18 +238,19 @@ export function createSqliteJobStore(state: StateDb): JobStore {
       return row ? toStats(row) : null;
     },
     allMandateStats: () => s.allStats.all().map(toStats),
-    recentBackups: (mandates, perMandate) => s.recentBackups.all({ mandates: JSON.stringify([...new Set(mandates)]), per: perMandate }).map(toRecent),
+    recentBackups: recent.get,
     claimFire: (mandate, kind, at) => s.claimFire.run(mandate, kind, at.toISOString()).changes === 1,
     lastFire(mandate, kind) {
       const at = s.lastFire.get(mandate, kind)?.at ?? null;
       return at === null ? null : new Date(at);
     },
-    prune: db.transaction((before: Date) => {
-      const at = before.toISOString();
-      // Older fires are never looked at again; the newest of each schedule stays for lastFire.
-      s.pruneFires.run(at);
-      return s.prune.run(at).changes;
-    }),
+    prune(before) {
+      try {
+        return prune(before);
+      } finally {
+        recent.clear();
+      }
+    },
     close: () => undefined,
   };
 }

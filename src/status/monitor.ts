@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Snapshot } from '../discovery/snapshot.js';
 import { describeError } from '../errors.js';
 import type { EventBus, BackerEvent } from '../events/bus.js';
@@ -60,6 +61,7 @@ export function createStatusMonitor(options: StatusMonitorOptions): StatusMonito
   let unsubscribe: (() => void) | undefined;
   let started = false;
   let closed = false;
+  let version = 0;
 
   const intervalOf = (cron: string | null, now: Date): number | null => {
     if (cron === null) return null;
@@ -78,8 +80,16 @@ export function createStatusMonitor(options: StatusMonitorOptions): StatusMonito
     return row;
   };
 
+  /** Mandates seen for the first time: recorded in one transaction (500 containers at start). */
+  const touchNew = (snapshot: Snapshot, now: Date): void => {
+    const fresh = [...snapshot.mandates, ...snapshot.skipped].map((m) => m.name).filter((name) => !seenRows.has(name));
+    if (fresh.length === 0) return;
+    for (const row of seen.touchAll([...new Set(fresh)], now)) seenRows.set(row.mandate, row);
+  };
+
   const inputs = (now: Date): HealthInput[] => {
     const snapshot = discovery.current();
+    touchNew(snapshot, now);
     const base = (mandate: string): Pick<HealthInput, 'mandate' | 'stats' | 'first_seen_at' | 'running'> => ({
       mandate,
       stats: queue.mandateStats(mandate),
@@ -93,15 +103,21 @@ export function createStatusMonitor(options: StatusMonitorOptions): StatusMonito
     return [...runs, ...skipped];
   };
 
-  const announce = (h: MandateHealth, now: Date): void => {
-    const row = seenOf(h.mandate, now);
-    if (row.last_status === h.status) return;
-    const previous = row.last_status;
-    seen.setStatus(h.mandate, h.status, now);
-    seenRows.set(h.mandate, { ...row, last_status: h.status, status_changed_at: now.toISOString() });
-    const level = h.status === 'ok' || h.status === 'never_succeeded' ? 'info' : 'warn';
-    logger[level]({ mandate: h.mandate, status: h.status, previous, reason: h.reason }, `mandate ${h.mandate} is ${h.status}${h.reason === null ? '' : `: ${h.reason}`}`);
-    events.emit({ type: 'mandate.status', mandate: h.mandate, status: h.status, previous, health: h });
+  /** Persists every changed status in one transaction, then logs and emits each `mandate.status`. */
+  const announce = (all: Iterable<MandateHealth>, now: Date): void => {
+    const changed = [...all].flatMap((h) => {
+      const row = seenOf(h.mandate, now);
+      return row.last_status === h.status ? [] : [{ h, row }];
+    });
+    if (changed.length === 0) return;
+    seen.setStatuses(changed.map(({ h }) => ({ mandate: h.mandate, status: h.status })), now);
+    for (const { h, row } of changed) {
+      const previous = row.last_status;
+      seenRows.set(h.mandate, { ...row, last_status: h.status, status_changed_at: now.toISOString() });
+      const level = h.status === 'ok' || h.status === 'never_succeeded' ? 'info' : 'warn';
+      logger[level]({ mandate: h.mandate, status: h.status, previous, reason: h.reason }, `mandate ${h.mandate} is ${h.status}${h.reason === null ? '' : `: ${h.reason}`}`);
+      events.emit({ type: 'mandate.status', mandate: h.mandate, status: h.status, previous, health: h });
+    }
   };
 
   const recompute = (): void => {
@@ -115,7 +131,8 @@ export function createStatusMonitor(options: StatusMonitorOptions): StatusMonito
         next.set(input.mandate, computeHealth(input, intervalOf(input.interval, now), now));
       }
       health = next;
-      for (const h of next.values()) announce(h, now);
+      version++;
+      announce(next.values(), now);
     } catch (err) {
       // Called from event listeners: an error here must never reach the queue that emitted the event.
       logger.error({ err: describeError(err) }, 'mandate status could not be computed');
@@ -157,13 +174,17 @@ export function createStatusMonitor(options: StatusMonitorOptions): StatusMonito
   return {
     current: () => [...health.values()].sort((a, b) => a.mandate.localeCompare(b.mandate)),
     get: (mandate) => health.get(mandate),
+    version: () => version,
     start() {
       if (started || closed) return;
       started = true;
       for (const row of seen.all()) seenRows.set(row.mandate, row);
       for (const job of queue.page({ kind: 'backup', state: 'running', limit: 1000 }).jobs) running.add(job.mandate);
       unsubscribe = events.on(onEvent);
+      const t0 = performance.now();
       recompute();
+      // The start-up's mark (issue 11): at_ms since the process started.
+      logger.info({ mandates: health.size, ms: Math.round((performance.now() - t0) * 10) / 10, at_ms: Math.round(performance.now()) }, 'startup: first status computed');
       timer = setInterval(recompute, tickMs);
       timer.unref();
     },

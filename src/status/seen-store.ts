@@ -15,7 +15,11 @@ export interface SeenStore {
   all(): SeenMandate[];
   /** Records `mandate` as seen at `at` unless it is known; returns the stored row. */
   touch(mandate: string, at: Date): SeenMandate;
+  /** touch() for many mandates at once (one transaction: 500 new mandates at start are one write, not 500); the stored rows in the order given. */
+  touchAll(mandates: readonly string[], at: Date): SeenMandate[];
   setStatus(mandate: string, status: MandateStatus, at: Date): void;
+  /** setStatus() for many mandates at once (one transaction). */
+  setStatuses(changes: readonly { mandate: string; status: MandateStatus }[], at: Date): void;
 }
 
 interface Row {
@@ -39,32 +43,49 @@ export function createSqliteSeenStore(state: StateDb): SeenStore {
   const selectOne = db.prepare<[string], Row>('SELECT mandate, first_seen_at, last_status, status_changed_at FROM mandate_seen WHERE mandate = ?');
   const insert = db.prepare<[string, string]>('INSERT INTO mandate_seen (mandate, first_seen_at) VALUES (?, ?) ON CONFLICT (mandate) DO NOTHING');
   const update = db.prepare<[string, string, string]>('UPDATE mandate_seen SET last_status = ?, status_changed_at = ? WHERE mandate = ?');
+  const stored = (mandate: string, at: Date): SeenMandate => {
+    const row = selectOne.get(mandate);
+    return row === undefined ? { mandate, first_seen_at: at.toISOString(), last_status: null, status_changed_at: null } : fromRow(row);
+  };
+  const touchAll = db.transaction((mandates: readonly string[], at: Date): SeenMandate[] => {
+    for (const mandate of mandates) insert.run(mandate, at.toISOString());
+    return mandates.map((mandate) => stored(mandate, at));
+  });
   return {
     all: () => selectAll.all().map(fromRow),
     touch(mandate, at) {
       insert.run(mandate, at.toISOString());
-      const row = selectOne.get(mandate);
-      return row === undefined ? { mandate, first_seen_at: at.toISOString(), last_status: null, status_changed_at: null } : fromRow(row);
+      return stored(mandate, at);
     },
+    touchAll: (mandates, at) => touchAll(mandates, at),
     setStatus(mandate, status, at) {
       update.run(status, at.toISOString(), mandate);
     },
+    setStatuses: db.transaction((changes: readonly { mandate: string; status: MandateStatus }[], at: Date) => {
+      for (const { mandate, status } of changes) update.run(status, at.toISOString(), mandate);
+    }),
   };
 }
 
 /** For one-shot commands and unit tests. */
 export function createMemorySeenStore(): SeenStore {
   const rows = new Map<string, SeenMandate>();
+  const setStatus = (mandate: string, status: MandateStatus, at: Date): void => {
+    const row = rows.get(mandate);
+    if (row !== undefined) rows.set(mandate, { ...row, last_status: status, status_changed_at: at.toISOString() });
+  };
+  const touch = (mandate: string, at: Date): SeenMandate => {
+    const row = rows.get(mandate) ?? { mandate, first_seen_at: at.toISOString(), last_status: null, status_changed_at: null };
+    rows.set(mandate, row);
+    return { ...row };
+  };
   return {
     all: () => [...rows.values()].sort((a, b) => a.mandate.localeCompare(b.mandate)),
-    touch(mandate, at) {
-      const row = rows.get(mandate) ?? { mandate, first_seen_at: at.toISOString(), last_status: null, status_changed_at: null };
-      rows.set(mandate, row);
-      return { ...row };
-    },
-    setStatus(mandate, status, at) {
-      const row = rows.get(mandate);
-      if (row !== undefined) rows.set(mandate, { ...row, last_status: status, status_changed_at: at.toISOString() });
+    touch,
+    touchAll: (mandates, at) => mandates.map((m) => touch(m, at)),
+    setStatus,
+    setStatuses: (changes, at) => {
+      for (const { mandate, status } of changes) setStatus(mandate, status, at);
     },
   };
 }

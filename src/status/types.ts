@@ -68,6 +68,8 @@ export interface StatusMonitor {
   /** One entry per known mandate (skipped ones included), sorted by name. */
   current(): MandateHealth[];
   get(mandate: string): MandateHealth | undefined;
+  /** Changes whenever get()'s answers may have changed (each computation): a key for caches of them. */
+  version(): number;
   start(): void;
   close(): void;
 }

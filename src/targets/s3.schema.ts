@@ -20,14 +20,16 @@ export const s3TargetSchema = z
     access_key_id: z.string().min(1).optional(),
     secret_access_key: z.string().min(1).optional(),
     /**
-     * Multipart part size in MiB (5..5120). Default: 8. S3 allows 10,000 parts, so this caps the
-     * artifact (after compression and encryption): 8 MiB × 10,000 = 78 GiB; raise it for more.
+     * Multipart part size in MiB (5..5120). Default: 8. S3 allows 10,000 parts: the upload starts
+     * with larger parts when the size hint (the mandate's previous artifact) needs it, and past
+     * part 5,000 the parts grow, up to 16 × (s3-multipart.ts), so 8 MiB parts hold up to 234 GiB
+     * of artifact (after compression and encryption); raise it for more.
      */
     part_size_mb: z.number().int().min(5).max(5120).default(8),
     /**
      * Parts uploaded at once. Default: 2. Memory per running upload is about
-     * (queue_size + 2) × part_size_mb: the parts in flight, the part being filled, and the copy
-     * that joins its chunks (32 MiB with the defaults).
+     * (queue_size + 1) × part_size_mb: one pool of part buffers, reused for the whole upload (the
+     * parts in flight and the part being filled; 24 MiB with the defaults).
      */
     queue_size: z.number().int().min(1).max(64).default(2),
     /** e.g. STANDARD_IA. Default: the bucket's default. */

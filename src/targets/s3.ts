@@ -1,8 +1,8 @@
 /**
  * S3 (and S3-compatible) target: object key = `prefix + key`. Artifacts stream through a
- * multipart upload (memory ≈ (queue_size + 2) × part_size_mb: the parts in flight, the one being
- * filled and lib-storage's copy joining its chunks); an object only exists once the upload
- * completes, and a failed or cancelled upload is aborted so no parts are left behind.
+ * multipart upload (s3-multipart.ts: memory ≈ (queue_size + 1) × part size, a pool of part
+ * buffers reused for the whole upload); an object only exists once the upload completes, and a
+ * failed or cancelled upload is aborted so no parts are left behind.
  */
 import {
   AbortMultipartUploadCommand,
@@ -17,12 +17,11 @@ import {
   type ServerSideEncryption,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { PassThrough, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { BackerError, type ErrorCode } from '../errors.js';
 import { defineTarget } from '../plugins/define.js';
 import { s3TargetSchema, type S3TargetConfig } from './s3.schema.js';
+import { MultipartFailure, MultipartUpload, partLimitError, partSizeFor, type UploadOutcome } from './s3-multipart.js';
 import { sweepMultipartUploads } from './s3-sweep.js';
 import type { ObjectInfo, SweepOptions, SweepReport, Target, WriteOptions } from './types.js';
 
@@ -87,8 +86,8 @@ export function createS3Target(config: S3TargetConfig): Target {
       return removed ? {} : { cleanup_failed: true };
     }
     if (uploadId === undefined) return {};
-    // lib-storage already tried this (leavePartsOnError: false); repeating it covers a transient
-    // failure of that attempt. NoSuchUpload means the first one worked.
+    // The uploader has settled every request of it (lib-storage, the benchmark's baseline, already
+    // tried this itself: NoSuchUpload then means that attempt worked).
     try {
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: s3Key(key), UploadId: uploadId }));
       return {};
@@ -139,65 +138,59 @@ export function createS3Target(config: S3TargetConfig): Target {
     }
   }
 
+  /** Artifact size of the last write per directory (mandate): the next write's size hint. */
+  const lastSizes = new Map<string, number>();
+
+  /** Ours (s3-multipart.ts); lib-storage only as the memory benchmark's baseline. */
+  async function upload(key: string, body: Readable, options: WriteOptions): Promise<UploadOutcome> {
+    const dir = key.slice(0, key.lastIndexOf('/') + 1);
+    const partSize = partSizeFor(config.part_size_mb * MIB, options.sizeHint ?? lastSizes.get(dir));
+    const input = {
+      client,
+      bucket,
+      key: s3Key(key),
+      contentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
+      storageClass: config.storage_class as StorageClass | undefined,
+      encryption,
+      partSize,
+      queueSize: config.queue_size,
+      signal: options.signal,
+    };
+    if (process.env.BACKER_INTERNAL_S3_UPLOADER === 'lib-storage') {
+      return (await import('./s3-lib-storage.js')).uploadWithLibStorage(input, body);
+    }
+    const multipart = new MultipartUpload({ ...input, tooManyParts: () => partLimitError(config.name, key, partSize) });
+    try {
+      await multipart.run(body);
+      lastSizes.set(dir, multipart.bytes);
+      return { uploadId: multipart.uploadId, completed: multipart.completed };
+    } catch (err) {
+      const failure = err instanceof MultipartFailure ? err : new MultipartFailure('upload', err);
+      return { uploadId: multipart.uploadId, completed: multipart.completed, failure };
+    }
+  }
+
   return {
     name: config.name,
     type: 's3',
 
     async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
-      // Cancelling destroys the source through the pipeline's signal; lib-storage then stops, waits
-      // for parts in flight and aborts the multipart upload before done() settles. upload.abort() is
-      // deliberately not used: it makes done() reject at once while a part, the abort request or a
-      // single PutObject may still be in flight, so "rejected" would not yet mean "nothing stored".
       await refuseIfPresent(key, body);
       await abortAbandoned();
-      const uploadFailed = new AbortController();
-      const pass = new PassThrough();
-      let upload: Upload;
-      try {
-        upload = new Upload({
-          client,
-          params: {
-            Bucket: bucket,
-            Key: s3Key(key),
-            Body: pass,
-            ContentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
-            StorageClass: config.storage_class as StorageClass | undefined,
-            ServerSideEncryption: encryption,
-            // lib-storage hands its params to PutObject (one part) and CompleteMultipartUpload, both
-            // conditional with this header: the object appears only if the key is still free.
-            IfNoneMatch: '*',
-          },
-          partSize: config.part_size_mb * MIB,
-          queueSize: config.queue_size,
-          leavePartsOnError: false,
-        });
-      } catch (err) {
-        body.destroy();
-        throw fail('TARGET_WRITE_FAILED', `could not start uploading "${key}"`, key, err);
-      }
-      let fed = false;
-      const feeding = pipeline(body, pass, { signal: AbortSignal.any([options.signal, uploadFailed.signal]) }).finally(() => {
-        fed = true;
-      });
-      // A failed upload stops reading; without this the source would block on backpressure forever.
-      const uploading = upload.done().catch((err: unknown) => {
-        if (!fed) uploadFailed.abort(err);
-        throw err;
-      });
-      const [feed, up] = await Promise.allSettled([feeding, uploading]);
-      if (feed.status === 'fulfilled' && up.status === 'fulfilled' && !options.signal.aborted) return;
+      const outcome = await upload(key, body, options);
+      if (outcome.failure === undefined && !options.signal.aborted) return;
 
       // A cancel that lands after the upload completed still means "no backup": the object is removed.
-      const extra = await undoWrite(key, upload.uploadId, up.status === 'fulfilled');
+      const extra = await undoWrite(key, outcome.uploadId, outcome.completed);
       if (options.signal.aborted) {
         throw fail('JOB_CANCELLED', `writing "${key}" was cancelled`, key, options.signal.reason, extra);
       }
-      // The source failed when the feed did on its own. A feed that only ended aborted while the upload
-      // failed (the upload's failure tore the feed down before its catch above ran) is the upload's failure.
-      const feedAborted = feed.status === 'rejected' && feed.reason instanceof Error && feed.reason.name === 'AbortError';
-      const sourceFailed = feed.status === 'rejected' && !uploadFailed.signal.aborted && !(feedAborted && up.status === 'rejected');
-      const cause: unknown = sourceFailed ? feed.reason : up.status === 'rejected' ? up.reason : undefined;
-      if (!sourceFailed && isPreconditionFailure(cause)) throw refused(key, cause);
+      const { origin, cause } = outcome.failure ?? new MultipartFailure('upload', undefined);
+      // The part limit (s3-multipart.ts partLimitError): its own message, plus what cleanup left.
+      if (origin === 'upload' && cause instanceof BackerError) {
+        throw new BackerError(cause.code, cause.message, { component, details: { ...cause.details, ...extra }, permanent: cause.permanent });
+      }
+      if (origin === 'upload' && isPreconditionFailure(cause)) throw refused(key, cause);
       throw fail('TARGET_WRITE_FAILED', `could not upload "${key}" to bucket ${bucket}`, key, cause, extra);
     },
 

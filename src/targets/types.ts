@@ -28,6 +28,11 @@ export interface SweepReport {
 export interface WriteOptions {
   signal: AbortSignal;
   contentType?: string;
+  /**
+   * Expected bytes (e.g. the mandate's previous artifact), where the caller knows them. The S3
+   * target sizes its parts from it; without it, it uses its last write to the same directory.
+   */
+  sizeHint?: number;
 }
 
 /**

@@ -92,6 +92,17 @@ describe('mysql restore into other databases and containers', () => {
     expect(await sql(host(), DST, "SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = 'shop'")).toBe('1');
   });
 
+  it('prepareRestore writes nothing (it runs during the hash-first pass); its second half then loads the dump', async () => {
+    const { bytes, info } = await dumpAll(mysqlSource, options(), SRC);
+    const target = `shop_prepared_${ID}`;
+    const request = restoreRequest(SRC, into(DST), info, { databases: new Map([['shop', target]]) });
+    const apply = await mysqlSource.prepareRestore?.(options(), request, sourceContext('mr'));
+    if (!apply) throw new Error('the mysql source has no prepareRestore');
+    expect(await sql(host(), DST, `SHOW DATABASES LIKE '${target}'`)).toBe('');
+    await apply(chunked(bytes, 65536));
+    expect(await fingerprint(DST, target)).toBe(await fingerprint(SRC));
+  });
+
   it('a SQL error half-way rejects with RESTORE_FAILED and the server error line', async () => {
     const { bytes, info } = await dumpAll(mysqlSource, options(), SRC);
     const text = bytes.toString('utf8');

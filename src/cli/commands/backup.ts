@@ -1,9 +1,6 @@
 import { installCrashGuard } from '../../daemon/crash-guard.js';
-import { createServices } from '../../daemon/services.js';
 import type { Job } from '../../queue/types.js';
 import type { BackupResult } from '../../pipeline/run-backup.js';
-import { callApi } from '../client.js';
-import { followJob } from '../follow.js';
 import { apiEndpoint, loadRunConfig, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine } from '../output.js';
@@ -22,7 +19,8 @@ function printResult(result: BackupResult): void {
 
 /** `--once`: the whole backup in this process, no daemon (for cron and CI users). */
 async function backupOnce(mandate: string, options: BackupOptions): Promise<number> {
-  const { config, path } = await loadRunConfig(options);
+  // The pipeline and the plugins load here only: `backup NAME` through the daemon needs none of them.
+  const [{ config, path }, { createServices }] = await Promise.all([loadRunConfig(options), import('../../daemon/services.js')]);
   const services = createServices({ config, configFile: path });
   // A stray error fails the backup (reported like any failure), never as a raw stack trace.
   const uninstallGuard = installCrashGuard(services.logger);
@@ -46,6 +44,8 @@ async function backupOnce(mandate: string, options: BackupOptions): Promise<numb
 
 export async function backupCommand(mandate: string, options: BackupOptions): Promise<number> {
   if (options.once) return backupOnce(mandate, options);
+  // Only here: node:http's module namespace loads undici (~50 ms), which --once never needs.
+  const [{ callApi }, { followJob }] = await Promise.all([import('../client.js'), import('../follow.js')]);
   const socket = await apiEndpoint(options);
   let { job } = await callApi<{ job: Job }>(socket, 'POST', `/v1/mandates/${encodeURIComponent(mandate)}/backups`);
   if (!options.wait) {

@@ -1,4 +1,4 @@
-import Docker from 'dockerode';
+import { dockerClient } from '../../daemon/docker-client.js';
 import { findConfigPath, loadConfig, type LoadResult } from '../../config/load.js';
 import { NO_INVALID_REFS, UNKNOWN_REFS, type ConfigProblem } from '../../config/problems.js';
 import { buildSnapshot } from '../../discovery/snapshot.js';
@@ -31,7 +31,7 @@ export async function configCheckCommand(options: GlobalOptions): Promise<number
   let dockerError: string | null = null;
   // When the YAML itself does not parse, nothing of the file is known: there are no mandates to check.
   if (invalidRefs !== UNKNOWN_REFS) {
-    const docker = config.docker.enabled ? new Docker({ socketPath: config.docker.socket_path }) : null;
+    const docker = config.docker.enabled ? dockerClient(config.docker.socket_path) : null;
     const snapshot = await buildSnapshot(docker, config, sources, path, invalidRefs);
     // loadConfig checks the static mandates' target and middleware names too, with the same wording.
     for (const p of snapshot.problems) {

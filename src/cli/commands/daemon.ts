@@ -6,6 +6,7 @@ import type { BackerConfig } from '../../config/schema.js';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../logging/logger.js';
 import { missingTools } from '../../plugins/tools.js';
+import { flushCompileCache } from '../compile-cache.js';
 import { loadRunConfig, type GlobalOptions } from '../context.js';
 
 /** Resolves at the first SIGTERM/SIGINT. Listening starts at once, so a signal during start-up is not lost. */
@@ -93,6 +94,8 @@ export async function runDaemon(config: BackerConfig, configFile: string, extra:
     await warnMissingTools(config, configFile, daemon.services.logger);
     await daemon.start();
     if (phase === 'starting') phase = 'running';
+    // What start-up compiled goes to disk now: a daemon may end by SIGKILL, never writing it at exit.
+    flushCompileCache();
     await stopped;
   } finally {
     phase = 'stopping';

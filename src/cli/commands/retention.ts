@@ -1,4 +1,4 @@
-import Docker from 'dockerode';
+import { dockerClient } from '../../daemon/docker-client.js';
 import { buildSnapshot } from '../../discovery/snapshot.js';
 import { BackerError } from '../../errors.js';
 import type { MandateSpec } from '../../mandates/types.js';
@@ -16,7 +16,7 @@ export interface RetentionPlanOptions extends GlobalOptions {
 /** The mandate as the daemon would see it (config and container labels), or why there is none. */
 async function findMandate(name: string, options: GlobalOptions): Promise<{ mandate: MandateSpec; config: Awaited<ReturnType<typeof loadCliConfig>>['config'] }> {
   const { config, path } = await loadCliConfig(options);
-  const docker = config.docker.enabled ? new Docker({ socketPath: config.docker.socket_path }) : null;
+  const docker = config.docker.enabled ? dockerClient(config.docker.socket_path) : null;
   const snapshot = await buildSnapshot(docker, config, sources, path);
   const mandate = snapshot.mandates.find((m) => m.name === name);
   if (mandate !== undefined) return { mandate, config };
