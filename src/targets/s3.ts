@@ -159,7 +159,8 @@ export function createS3Target(config: S3TargetConfig): Target {
     if (process.env.BACKER_INTERNAL_S3_UPLOADER === 'lib-storage') {
       return (await import('./s3-lib-storage.js')).uploadWithLibStorage(input, body);
     }
-    const multipart = new MultipartUpload({ ...input, tooManyParts: () => partLimitError(config.name, key, partSize) });
+    const limit = internalMaxParts();
+    const multipart = new MultipartUpload({ ...input, maxParts: limit, tooManyParts: () => partLimitError(config.name, key, partSize, limit) });
     try {
       await multipart.run(body);
       lastSizes.set(dir, multipart.bytes);
@@ -288,3 +289,13 @@ export const s3Plugin = defineTarget({
   tools: [],
   create: createS3Target,
 });
+
+/**
+ * S3's limit of parts per upload, lowered by `BACKER_INTERNAL_S3_MAX_PARTS` (internal, not a
+ * setting: a test daemon meets the limit with an artifact of a few parts). Undefined: S3's 10,000.
+ */
+function internalMaxParts(): number | undefined {
+  const raw = process.env.BACKER_INTERNAL_S3_MAX_PARTS;
+  const parts = raw === undefined ? Number.NaN : Number(raw);
+  return Number.isInteger(parts) && parts >= 2 ? parts : undefined;
+}
