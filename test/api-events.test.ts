@@ -202,7 +202,10 @@ describe('GET /v1/events in process (real HTTP server, real bus)', () => {
       }
       bus.emit({ type: 'mandate.size_anomaly', mandate: 'm', job_id: 'a', raw_bytes: 1, median_bytes: 100, min_bytes: null, reason: `dump of ${SECRET} is tiny` });
       bus.emit({ type: 'mandates.changed', mandates: ['m'], skipped: [] });
-      await client.waitFor((m) => m.kind === 'event' && m.event === 'job.progress' && (m.data as { job_id: string }).job_id === 'b' && (m.data as { progress: { bytes: number } }).progress.bytes === 500, 3000);
+      // Each job's late progress has its own timer; both fall due at about the same moment, in either order.
+      const lateProgress = (job: string, bytes: number) => (m: SseMessage): boolean =>
+        m.kind === 'event' && m.event === 'job.progress' && (m.data as { job_id: string }).job_id === job && (m.data as { progress: { bytes: number } }).progress.bytes === bytes;
+      await Promise.all([client.waitFor(lateProgress('a', 50), 3000), client.waitFor(lateProgress('b', 500), 3000)]);
       const ofJob = (job: string): number[] =>
         events(client.messages)
           .filter((m) => m.event === 'job.progress' && (m.data as { job_id: string }).job_id === job)
