@@ -6,7 +6,8 @@
  *   npm run bench:compare -- --size-mb 100 --size-mb 1024 --rounds 3
  *   options: --size-mb N (repeatable, default 100), --rounds N (default 3), --startup-rounds N
  *            (default 5), --backer built|tsx (default built: tsc into a private dir, then node),
- *            --only all|restore (default all; restore: benchmark 5 alone, after one untimed backup)
+ *            --only all|restore|N[,N…] (default all; restore: benchmark 5 alone, after one untimed
+ *            backup; numbers: those of benchmarks 1–4 alone, e.g. `--only 3`, without start-up and restore)
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -39,8 +40,10 @@ const SIZES = values['size-mb'].map(Number).filter((n) => n > 0);
 const ROUNDS = Number(values.rounds);
 const STARTUP_ROUNDS = Number(values['startup-rounds']);
 if (values.backer !== 'built' && values.backer !== 'tsx') throw new Error('--backer is built or tsx');
-if (values.only !== 'all' && values.only !== 'restore') throw new Error('--only is all or restore');
+if (values.only !== 'all' && values.only !== 'restore' && !/^[1-4](,[1-4])*$/.test(values.only)) throw new Error('--only is all, restore or benchmark numbers 1–4 (e.g. 3 or 1,3)');
 const ONLY_RESTORE = values.only === 'restore';
+/** Benchmarks 1–4 to run alone (no start-up, no restore), or undefined. */
+const ONLY_BACKUPS = /^\d/.test(values.only) ? values.only.split(',') : undefined;
 const log = (text: string): void => void process.stderr.write(`${text}\n`);
 
 async function ageRecipient(dir: string): Promise<string> {
@@ -66,9 +69,10 @@ async function benchSize(env: Env, backer: BackerBuild, dockerd: DockerService, 
       printRestores(`${sizeMb} MiB asked`, restores, once.rawMiB, ROUNDS);
       return;
     }
-    const backups = await runBackups(env, backer, source, ROUNDS, log);
-    const restores = await runRestores(backer, { dockerHost: dockerd.host, dir: env.dir, source, destination, config: backups.configs.local, artifact: backups.localArtifact }, ROUNDS, log);
+    const backups = await runBackups(env, backer, source, ROUNDS, log, ONLY_BACKUPS);
     printBackups(`${sizeMb} MiB asked`, backups.samples, backups.rawMiB, ROUNDS);
+    if (ONLY_BACKUPS) return;
+    const restores = await runRestores(backer, { dockerHost: dockerd.host, dir: env.dir, source, destination, config: backups.configs.local, artifact: backups.localArtifact }, ROUNDS, log);
     printRestores(`${sizeMb} MiB asked`, restores, backups.rawMiB, ROUNDS);
   } finally {
     await removeContainers(dockerd.host, [source, destination]);
@@ -99,7 +103,7 @@ async function main(): Promise<void> {
     const { stdout: commit } = await exec('git', ['rev-parse', '--short', 'HEAD'], { cwd: join(import.meta.dirname, '..') });
     console.log(`Backer: ${backer.describe}; Node ${process.version}; ${cpus().length} cores; HEAD ${commit.trim()} + working tree; ${new Date().toISOString()}`);
     console.log('Figures: wall seconds, median (min–max) over the rounds; ratio = median / median of the baseline; peak RSS from GNU time (%M)');
-    if (!ONLY_RESTORE) {
+    if (!ONLY_RESTORE && !ONLY_BACKUPS) {
       const startup = await runStartup(backer, dir, STARTUP_ROUNDS, log);
       printStartup(startup, STARTUP_ROUNDS);
     }

@@ -43,6 +43,7 @@ function pairs(env: Env, container: string): Pair[] {
         shell(`${dump} | gzip -6 | ccrypt -e -E BENCH_KEY | /usr/bin/aws --endpoint-url ${env.s3.endpoint} s3 cp - s3://bench/shell-${container}/r${round}.sql.gz.cpt`, { ...secretEnv, ...awsEnv }),
     },
     { a: '3 backer s3 zstd(T0)+age', b: '3 dump > /dev/null', backer: 'zstd-age', baseline: () => shell(`${dump} > /dev/null`, secretEnv) },
+    { a: '3 backer … queue.nice 0', b: null, backer: 'zstd-age-nice0', baseline: null },
     { a: '4 backer fan-out local+s3', b: null, backer: 'fanout', baseline: null },
   ];
 }
@@ -60,15 +61,16 @@ async function backerOnce(backer: BackerBuild, config: string, dir: string): Pro
   return { seconds: run.seconds, rss: run.peakRssMiB, cpu: run.cpuSeconds, result };
 }
 
-export async function runBackups(env: Env, backer: BackerBuild, container: string, rounds: number, log: (line: string) => void): Promise<BackupFigures> {
+/** `only`: the benchmarks to run by number (`['3']`: both rows of benchmark 3), or all. */
+export async function runBackups(env: Env, backer: BackerBuild, container: string, rounds: number, log: (line: string) => void, only?: string[]): Promise<BackupFigures> {
   const samples = new Samples(log);
   const configs = {} as Record<Scenario, { path: string; socket: string }>;
-  for (const s of ['local', 's3', 'zstd-age', 'fanout'] as const) configs[s] = await writeConfig(env, s, container);
+  for (const s of ['local', 's3', 'zstd-age', 'zstd-age-nice0', 'fanout'] as const) configs[s] = await writeConfig(env, s, container);
   let rawMiB = NaN;
   let localArtifact = '';
   for (let round = 0; round < rounds; round++) {
     samples.add('load', load1());
-    const list = pairs(env, container);
+    const list = pairs(env, container).filter((p) => only === undefined || only.includes(p.a.split(' ')[0] ?? ''));
     // Odd rounds run the pairs backwards, and B before A: no scenario always follows the same one.
     for (const pair of round % 2 === 0 ? list : list.reverse()) {
       const runA = async (): Promise<void> => {

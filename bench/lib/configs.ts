@@ -9,10 +9,11 @@ export interface Env {
   ageRecipient: string;
 }
 
-export type Scenario = 'local' | 's3' | 'zstd-age' | 'fanout';
+/** `zstd-age-nice0`: benchmark 3 with queue.nice 0 (the added work at Backer's own priority), for comparison. */
+export type Scenario = 'local' | 's3' | 'zstd-age' | 'zstd-age-nice0' | 'fanout';
 
-const MANDATE_TARGETS: Record<Scenario, string> = { local: 'local', s3: 's3', 'zstd-age': 's3', fanout: '[local, s3]' };
-const MANDATE_MIDDLEWARE: Record<Scenario, string> = { local: 'gz,cc', s3: 'gz,cc', 'zstd-age': 'zs,ag', fanout: 'gz,cc' };
+const MANDATE_TARGETS: Record<Scenario, string> = { local: 'local', s3: 's3', 'zstd-age': 's3', 'zstd-age-nice0': 's3', fanout: '[local, s3]' };
+const MANDATE_MIDDLEWARE: Record<Scenario, string> = { local: 'gz,cc', s3: 'gz,cc', 'zstd-age': 'zs,ag', 'zstd-age-nice0': 'zs,ag', fanout: 'gz,cc' };
 
 /** Where a scenario's local target stores its backups. */
 export function localTargetDir(env: Env, scenario: Scenario, container: string): string {
@@ -28,7 +29,7 @@ export async function writeConfig(env: Env, scenario: Scenario, container: strin
   await mkdir(base, { recursive: true });
   const text = `data_dir: ${base}/data
 log: { level: warn }
-docker: { socket_path: ${env.dockerSocket} }
+docker: { socket_path: ${env.dockerSocket} }${scenario === 'zstd-age-nice0' ? '\nqueue: { nice: 0 }' : ''}
 targets:
   - { name: local, type: local, path: ${localTargetDir(env, scenario, container)} }
   - { name: s3, type: s3, bucket: bench, prefix: ${container}-${scenario}/, endpoint: "${env.s3.endpoint}", force_path_style: true, access_key_id: ${env.s3.accessKeyId}, secret_access_key: ${env.s3.secretAccessKey} }

@@ -19,6 +19,7 @@ const BACKUP_ROWS: Row[] = [
   { key: '2 backer s3 gzip+ccrypt', base: '2 shell dump|gzip|ccrypt|aws s3 cp -', target: 'time ratio ≤ 1.05 at 1 GiB' },
   { key: '2 shell dump|gzip|ccrypt|aws s3 cp -' },
   { key: '3 backer s3 zstd(T0)+age', base: '3 dump > /dev/null', target: 'time ratio ≤ 1.15' },
+  { key: '3 backer … queue.nice 0', base: '3 dump > /dev/null', target: '(the added work at Backer\'s priority)' },
   { key: '3 dump > /dev/null' },
   { key: '4 backer fan-out local+s3', base: '2 backer s3 gzip+ccrypt', target: 'time ratio ≤ 1.10 (vs 2 backer s3)' },
 ];
@@ -32,6 +33,7 @@ const RESTORE_ROWS: Row[] = [
 
 function line(samples: Samples, row: Row, rawMiB: number): string {
   const f = samples.figure(row.key);
+  if (Number.isNaN(f.median)) return `${row.key}: not run`;
   const cells = [row.key.padEnd(40), formatFigure(f).padEnd(24)];
   cells.push(Number.isNaN(rawMiB) ? ''.padEnd(12) : `${(rawMiB / f.median).toFixed(1).padStart(6)} MiB/s`);
   if (row.base !== undefined) {

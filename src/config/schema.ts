@@ -9,6 +9,7 @@ import { s3TargetSchema } from '../targets/s3.schema.js';
 import { VERIFY_LEVELS } from '../manifests/verification.js';
 import { checkCron } from './cron.js';
 import { durationSchema } from './duration.js';
+import { DEFAULT_WORK_NICE } from '../util/work-priority.js';
 import { nameSchema, withJsonSchema } from './schema-kit.js';
 import { metricsConfigSchema } from '../metrics/schema.js';
 import { statusConfigSchema } from '../status/schema.js';
@@ -112,6 +113,13 @@ export const queueConfigSchema = z
     stall_timeout: durationSchema.prefault('30m'),
     /** A waiting job gains one priority step per this much wait, so low priority never starves. Default: 10m. Parsed: ms. */
     aging: durationSchema.prefault('10m'),
+    /**
+     * How many steps (nice values) below Backer's own CPU priority the work it adds to a job runs:
+     * the middleware programs (compressors, encryptors) and the checksum thread. The dump, the
+     * database and Backer's main thread keep theirs, so that on a busy host the database gets the
+     * CPU first; with cores to spare nothing changes. 0: the same priority. Default: 10.
+     */
+    nice: z.number().int().min(0).max(19).default(DEFAULT_WORK_NICE),
   })
   .strict();
 
@@ -289,7 +297,7 @@ export const configSchema = z
     ui: uiConfigSchema.prefault({}),
     /** Prometheus metrics: `GET /metrics` on the API, and `listen` (loopback, no auth). Default: no listen. */
     metrics: metricsConfigSchema.prefault({}),
-    /** Default: concurrency 2, 3 retries from 30s up to 15m apart, stall timeout 30m, aging 10m. */
+    /** Default: concurrency 2, 3 retries from 30s up to 15m apart, stall timeout 30m, aging 10m, added work at nice +10. */
     queue: queueConfigSchema.prefault({}),
     /** Missed scheduled runs. Default: one catch-up run within 24h. */
     schedule: scheduleConfigSchema.prefault({}),

@@ -14,6 +14,7 @@ import { stoppedContainersDir } from '../state/stopped-containers.js';
 import { createTarget } from '../targets/index.js';
 import { destinationSecrets } from '../notify/delivery.js';
 import type { Target } from '../targets/types.js';
+import { setWorkNice } from '../util/work-priority.js';
 
 /** Everything a daemon or a one-shot command needs, built once from a validated config. */
 export interface Services {
@@ -68,6 +69,7 @@ function skippedError(m: SkippedMandate): BackerError {
 
 export function createServices(options: ServiceOptions): Services {
   const { config } = options;
+  setWorkNice(config.queue.nice);
   const secrets = options.secrets ?? new SecretRegistry();
   registerConfigSecrets(config, secrets);
   const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, secrets });

@@ -9,6 +9,7 @@ import { cancelledError } from '../util/abort.js';
 import { childEnv } from '../util/child-env.js';
 import { failedStream } from '../util/failed-stream.js';
 import { spawnDuplex } from '../util/spawn-duplex.js';
+import { lowerChildPriority } from '../util/work-priority.js';
 import { defineMiddleware } from '../plugins/define.js';
 import { gpgMiddlewareSchema, type GpgMiddlewareConfig } from './gpg.schema.js';
 import type { Middleware } from './types.js';
@@ -249,6 +250,8 @@ async function removeHome(dir: string): Promise<void> {
 function runGpg(dir: string, args: string[], input: Buffer, action: string, middleware: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn('gpg', [...BASE_ARGS, '--homedir', dir, ...args], { env: childEnv() });
+    // At the added work's priority, like the stream's gpg: the gpg-agent it starts inherits it.
+    lowerChildPriority(child.pid);
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));

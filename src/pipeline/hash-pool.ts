@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { BackerError } from '../errors.js';
 import type { Digest } from '../manifests/schema.js';
 import { HASH_WORKER_SOURCE } from './hash-worker-source.js';
+import { workNice } from '../util/work-priority.js';
 
 /**
  * A small pool of hash threads (md5 + sha256 off the event loop). Each hashed stream opens a
@@ -57,7 +58,7 @@ class HashThread {
   constructor(private readonly onIdle: (thread: HashThread) => void) {
     // No loader flags (tsx, --cpu-prof) in the thread: it runs plain CommonJS; small heap limits
     // because it only holds hash states and the buffers in flight (external memory).
-    this.worker = new Worker(HASH_WORKER_SOURCE, { eval: true, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
+    this.worker = new Worker(HASH_WORKER_SOURCE, { eval: true, execArgv: [], workerData: { nice: workNice() }, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
     this.worker.on('message', (m: WorkerMessage) => this.receive(m));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => this.fail(new Error(`the hash thread exited with code ${code}`)));

@@ -3,6 +3,7 @@
  * CommonJS, so that it starts the same from the sources (tsx, vitest) and from dist/ without a
  * separate entry file or a TypeScript loader in the thread.
  *
+ * workerData: `{ nice }`, the priority the thread lowers itself to first (null: keep Backer's).
  * Messages in (one port, in order): `{ op: 'open', id }`, `{ op: 'data', id, slot, length, memory? }`
  * (hash the first `length` bytes of the session's slot `slot`, a SharedArrayBuffer sent once, with
  * the slot's first use), `{ op: 'end', id }`, `{ op: 'drop', id }`. Messages out:
@@ -12,8 +13,10 @@
  */
 export const HASH_WORKER_SOURCE = `
 'use strict';
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
+// The added work's priority (queue.nice, src/util/work-priority.ts): on Linux this thread's alone.
+if (workerData && typeof workerData.nice === 'number') require('node:os').setPriority(workerData.nice);
 const sessions = new Map();
 parentPort.on('message', (m) => {
   if (m.op === 'open') {

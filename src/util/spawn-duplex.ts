@@ -3,6 +3,7 @@ import { Duplex } from 'node:stream';
 import { BackerError } from '../errors.js';
 import { cancelledError } from './abort.js';
 import { childEnv } from './child-env.js';
+import { lowerChildPriority } from './work-priority.js';
 
 export interface SpawnDuplexOptions {
   /** Program name, looked up in PATH, or a path. */
@@ -139,15 +140,18 @@ function stopChild(child: ChildProcessWithoutNullStreams | undefined, done: () =
   child.kill('SIGTERM');
 }
 
-/** Spawns the program with PATH and its own variables only; a synchronous failure fails the stream. */
+/** Spawns the program with PATH and its own variables only, at the added work's priority; a synchronous failure fails the stream. */
 function startChild(run: FilterRun): ChildProcessWithoutNullStreams | undefined {
   const { options } = run;
   try {
-    return spawn(options.command, options.args, {
+    const child = spawn(options.command, options.args, {
       // Only PATH and the tool's own variables: Backer's environment holds credentials (see childEnv).
       env: childEnv(options.env),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    // Work Backer adds to the dump runs below the database's priority (queue.nice).
+    lowerChildPriority(child.pid);
+    return child;
   } catch (err) {
     run.fail(run.failure(`cannot start ${run.command}: ${messageOf(err)}`, {}, err));
     return undefined;

@@ -1,5 +1,5 @@
 /**
- * The queue's config keys (queue.retries, retry_delay, retry_delay_max, stall_timeout, aging,
+ * The queue's config keys (queue.retries, retry_delay, retry_delay_max, stall_timeout, aging, nice,
  * docker.concurrency, targets[].concurrency, schedule.catch_up, catch_up_window,
  * state.history_days) and the mandate key `priority` (label backer.priority, static mandates):
  * defaults, bad values at their path, the JSON Schema, and a real daemon process that skips a
@@ -27,7 +27,7 @@ describe('queue, docker, schedule and state keys', () => {
   it('have their defaults, durations in milliseconds', () => {
     const { config, problems } = load('');
     expect(problems).toEqual([]);
-    expect(config.queue).toEqual({ concurrency: 2, retries: 3, retry_delay: 30_000, retry_delay_max: 15 * MIN, stall_timeout: 30 * MIN, aging: 10 * MIN });
+    expect(config.queue).toEqual({ concurrency: 2, retries: 3, retry_delay: 30_000, retry_delay_max: 15 * MIN, stall_timeout: 30 * MIN, aging: 10 * MIN, nice: 10 });
     expect(config.schedule).toEqual({ catch_up: 'once', catch_up_window: 24 * 60 * MIN });
     expect(config.state).toEqual({ history_days: 90 });
     expect(config.docker.concurrency).toBeUndefined();
@@ -35,11 +35,11 @@ describe('queue, docker, schedule and state keys', () => {
 
   it('read every key', () => {
     const { config, problems } = load(
-      `queue: { retries: 0, retry_delay: 5s, retry_delay_max: 2m, stall_timeout: 1h, aging: 1m }\ndocker: { enabled: false, concurrency: 3 }\nschedule: { catch_up: skip, catch_up_window: 2d }\nstate: { history_days: 7 }\n` +
+      `queue: { retries: 0, retry_delay: 5s, retry_delay_max: 2m, stall_timeout: 1h, aging: 1m, nice: 0 }\ndocker: { enabled: false, concurrency: 3 }\nschedule: { catch_up: skip, catch_up_window: 2d }\nstate: { history_days: 7 }\n` +
         'targets:\n  - { name: nas, type: local, path: /nas, concurrency: 1 }\n  - { name: s3, type: s3, bucket: bkt, concurrency: 4 }\n  - { name: plain, type: local, path: /plain }\n',
     );
     expect(problems).toEqual([]);
-    expect(config.queue).toEqual({ concurrency: 2, retries: 0, retry_delay: 5000, retry_delay_max: 2 * MIN, stall_timeout: 60 * MIN, aging: MIN });
+    expect(config.queue).toEqual({ concurrency: 2, retries: 0, retry_delay: 5000, retry_delay_max: 2 * MIN, stall_timeout: 60 * MIN, aging: MIN, nice: 0 });
     expect(config.docker.concurrency).toBe(3);
     expect(config.schedule).toEqual({ catch_up: 'skip', catch_up_window: 2 * 24 * 60 * MIN });
     expect(config.state.history_days).toBe(7);
@@ -48,19 +48,21 @@ describe('queue, docker, schedule and state keys', () => {
 
   it('report bad values at their path, all at once', () => {
     const { problems } = load(
-      'queue: { retries: -1, aging: 10 }\ndocker: { concurrency: 0 }\nschedule: { catch_up: always }\nstate: { history_days: 0 }\ntargets:\n  - { name: nas, type: local, path: /nas, concurrency: 1.5 }\n',
+      'queue: { retries: -1, aging: 10, nice: 20 }\ndocker: { concurrency: 0 }\nschedule: { catch_up: always }\nstate: { history_days: 0 }\ntargets:\n  - { name: nas, type: local, path: /nas, concurrency: 1.5 }\n',
     );
     expect(problems.map((p) => p.where).sort()).toEqual([
       'backer.yml: docker.concurrency',
       'backer.yml: queue.aging',
+      'backer.yml: queue.nice',
       'backer.yml: queue.retries',
       'backer.yml: schedule.catch_up',
       'backer.yml: state.history_days',
       'backer.yml: targets[0].concurrency',
     ]);
-    expect(problems).toHaveLength(6);
+    expect(problems).toHaveLength(7);
     expect(problems.find((p) => p.where.endsWith('queue.aging'))?.message).toBe('expected a duration like 30s, 5m, 26h or 7d, got 10');
     expect(problems.find((p) => p.where.endsWith('schedule.catch_up'))?.message).toMatch(/"skip", "once"/);
+    expect(problems.find((p) => p.where.endsWith('queue.nice'))?.message).toMatch(/19/);
     expect(load('schedule: { every: 1h }\n').problems).toEqual([{ where: 'backer.yml: schedule.every', message: 'unknown key every; known keys: catch_up, catch_up_window' }]);
   });
 
@@ -68,7 +70,8 @@ describe('queue, docker, schedule and state keys', () => {
     const properties = configJsonSchema().properties as Record<string, { properties?: Record<string, Record<string, unknown>> }>;
     expect(properties.queue?.properties?.retry_delay).toMatchObject({ type: 'string', pattern: expect.any(String) as unknown, default: '30s' });
     expect(properties.queue?.properties?.aging).toMatchObject({ default: '10m' });
-    expect(Object.keys(properties.queue?.properties ?? {}).sort()).toEqual(['aging', 'concurrency', 'retries', 'retry_delay', 'retry_delay_max', 'stall_timeout']);
+    expect(Object.keys(properties.queue?.properties ?? {}).sort()).toEqual(['aging', 'concurrency', 'nice', 'retries', 'retry_delay', 'retry_delay_max', 'stall_timeout']);
+    expect(properties.queue?.properties?.nice).toMatchObject({ anyOf: expect.arrayContaining([{ type: 'integer', minimum: 0, maximum: 19 }]) as unknown, default: 10 });
     expect(properties.schedule?.properties?.catch_up).toMatchObject({ enum: ['skip', 'once'], default: 'once' });
     expect(properties.schedule?.properties?.catch_up_window).toMatchObject({ default: '24h' });
     expect(properties.state?.properties?.history_days).toBeDefined();

@@ -62,7 +62,7 @@ afterAll(async () => {
   await rm(workDir, { recursive: true, force: true });
 });
 
-describeMiddlewareSuite('age', () => forAlice());
+describeMiddlewareSuite('age', () => forAlice(), ['age']);
 
 describe('age middleware against the real age program', () => {
   it('is chosen by createMiddleware', () => {

@@ -20,7 +20,7 @@ const make = (key = KEY) => createCcryptMiddleware({ name: 'crypt', type: 'ccryp
 const signal = (): AbortSignal => new AbortController().signal;
 const sample = Buffer.concat([Buffer.from('INSERT INTO secrets VALUES ("launch codes");\n'.repeat(200)), randomBytes(5000)]);
 
-describeMiddlewareSuite('ccrypt', () => make());
+describeMiddlewareSuite('ccrypt', () => make(), ['ccrypt']);
 
 describe('ccrypt middleware against the real ccrypt program', () => {
   it('is chosen by createMiddleware', () => {

@@ -133,8 +133,8 @@ afterAll(async () => {
   await rm(workDir, { recursive: true, force: true });
 });
 
-describeMiddlewareSuite('gpg (passphrase)', () => symmetric());
-describeMiddlewareSuite('gpg (public key)', () => toAlice());
+describeMiddlewareSuite('gpg (passphrase)', () => symmetric(), ['gpg']);
+describeMiddlewareSuite('gpg (public key)', () => toAlice(), ['gpg']);
 
 describe('gpg middleware, symmetric, against the real gpg program', () => {
   it('is chosen by createMiddleware', () => {

@@ -5,11 +5,13 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { Readable, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { BackerError, type ErrorCode } from '../../src/errors.js';
 import type { Middleware } from '../../src/middleware/types.js';
+import { DEFAULT_WORK_NICE, setWorkNice } from '../../src/util/work-priority.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -156,9 +158,72 @@ export function runTool(command: string, args: string[], input: Buffer, env: Rec
   });
 }
 
-export function describeMiddlewareSuite(label: string, make: () => Middleware): void {
+/** A process's nice value (field 19 of /proc/PID/stat), or undefined once it is gone. */
+export function niceOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  } catch {
+    return undefined; // exited while we looked
+  }
+}
+
+/** A process's command name (/proc/PID/comm), or undefined once it is gone. */
+function commOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts one direction's stream and returns the nice value of the program it runs (one of
+ * `programs`), then stops the stream and waits until that program is gone.
+ */
+async function programNice(m: Middleware, direction: 'encode' | 'decode', programs: string[]): Promise<number> {
+  const before = new Set(childPids());
+  const controller = new AbortController();
+  const stream = m[direction](controller.signal);
+  stream.on('error', () => undefined); // the abort below
+  const pid = await waitFor(() => childPids().find((p) => !before.has(p) && programs.includes(commOf(p) ?? '')), `${programs.join(' or ')} to start`);
+  const nice = niceOf(pid);
+  controller.abort(new Error('test done'));
+  await waitFor(() => (isAlive(pid) ? undefined : true), `${programs.join(' or ')} to exit`);
+  if (nice === undefined) throw new Error(`${pid} exited before its priority was read`);
+  return nice;
+}
+
+/**
+ * `programs`: the command names of what the middleware runs for a stream (its `tools`); none
+ * (gzip): its work runs in Backer's own threads.
+ */
+export function describeMiddlewareSuite(label: string, make: () => Middleware, programs: string[] = []): void {
   describe(`middleware suite: ${label}`, () => {
     const signal = (): AbortSignal => new AbortController().signal;
+
+    if (programs.length > 0) {
+      it(`runs ${programs.join(' or ')} queue.nice steps below Backer's priority, in both directions (0: at Backer's)`, async () => {
+        const own = getPriority();
+        const expected = Math.min(19, own + DEFAULT_WORK_NICE);
+        try {
+          for (const direction of ['encode', 'decode'] as const) expect(await programNice(make(), direction, programs)).toBe(expected);
+          setWorkNice(0);
+          for (const direction of ['encode', 'decode'] as const) expect(await programNice(make(), direction, programs)).toBe(own);
+        } finally {
+          setWorkNice(DEFAULT_WORK_NICE);
+        }
+      });
+    } else {
+      it('starts no program for a stream (its work runs in Backer\'s own threads, not lowered by queue.nice)', () => {
+        const before = new Set(childPids());
+        const m = make();
+        const streams = [m.encode(signal()), m.decode(signal())];
+        const started = childPids().filter((p) => !before.has(p));
+        for (const s of streams) s.destroy();
+        expect(started).toEqual([]);
+      });
+    }
 
     it('describes itself', () => {
       const m = make();

@@ -10,7 +10,7 @@ const make = (level = 3, threads = 1) => createZstdMiddleware({ name: 'squeeze',
 const signal = (): AbortSignal => new AbortController().signal;
 const sample = Buffer.concat([Buffer.from('INSERT INTO t VALUES (1, "hello");\n'.repeat(2000)), randomBytes(10_000)]);
 
-describeMiddlewareSuite('zstd', () => make());
+describeMiddlewareSuite('zstd', () => make(), ['zstd']);
 
 describe('zstd middleware against the real zstd program', () => {
   it('is chosen by createMiddleware', () => {

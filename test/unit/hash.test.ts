@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { hashThreadCount } from '../../src/pipeline/hash-pool.js';
 import { HASH_BATCH } from '../../src/pipeline/hash-digest.js';
 import { HashingStream } from '../../src/pipeline/hash.js';
+import { DEFAULT_WORK_NICE, setWorkNice } from '../../src/util/work-priority.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -104,6 +107,48 @@ describe('HashingStream (md5 + sha256 on a hash thread)', () => {
     await expect(pipeline(Readable.from(failing()), hash, sink().stream)).rejects.toThrow('dump broke');
     expect(() => hash.digest()).toThrow('before the stream ended');
     await noThreadsLeft();
+  });
+
+  it('runs its thread queue.nice steps below Backer\'s priority, the main thread unchanged (0: at Backer\'s)', async () => {
+    const own = getPriority();
+    /** The nice value of each of this process's threads (/proc/self/task), by thread id. */
+    const threadNices = (): Map<string, number> =>
+      new Map(readdirSync('/proc/self/task').flatMap((tid): [string, number][] => {
+        try {
+          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+          return [[tid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])]];
+        } catch {
+          return []; // ended while we looked
+        }
+      }));
+    /**
+     * The nice values of the threads that appear while a hashed stream is open, once they show
+     * `expected` (the thread lowers itself as its first step, after it started: up to 5 s).
+     */
+    const whileHashing = async (expected: number): Promise<number[]> => {
+      const before = threadNices();
+      const added = (): number[] => [...threadNices()].filter(([tid]) => !before.has(tid)).map(([, nice]) => nice);
+      const controller = new AbortController();
+      const out = sink(1);
+      const running = pipeline(randomSource(64 * MiB).stream, new HashingStream(), out.stream, { signal: controller.signal });
+      while (out.size() < 4 * MiB) await sleep(5);
+      for (const deadline = Date.now() + 5000; Date.now() < deadline; await sleep(10)) if (added().length > 0 && added().every((n) => n === expected)) break;
+      const nices = added();
+      controller.abort();
+      await expect(running).rejects.toThrow(/abort/i);
+      await noThreadsLeft();
+      return nices;
+    };
+    try {
+      // One thread: the hash thread (V8's and libuv's helper threads are the process's, shared).
+      const lowered = Math.min(19, own + DEFAULT_WORK_NICE);
+      expect(await whileHashing(lowered)).toEqual([lowered]);
+      expect(getPriority()).toBe(own);
+      setWorkNice(0);
+      expect(await whileHashing(own)).toEqual([own]);
+    } finally {
+      setWorkNice(DEFAULT_WORK_NICE);
+    }
   });
 
   it('ends its thread when the pipeline is aborted mid-stream', async () => {
