@@ -35,6 +35,7 @@ function pairs(env: Env, container: string): Pair[] {
   const shellFile = join(env.dir, `${container}-shell.sql.gz.cpt`);
   return [
     { a: '1 backer local gzip+ccrypt', b: '1 shell dump|gzip|ccrypt > file', backer: 'local', baseline: () => shell(`${dump} | gzip -6 | ccrypt -e -E BENCH_KEY > ${shellFile}`, secretEnv) },
+    { a: '1 backer … queue.nice 0', b: null, backer: 'local-nice0', baseline: null },
     {
       a: '2 backer s3 gzip+ccrypt',
       b: '2 shell dump|gzip|ccrypt|aws s3 cp -',
@@ -43,7 +44,7 @@ function pairs(env: Env, container: string): Pair[] {
         shell(`${dump} | gzip -6 | ccrypt -e -E BENCH_KEY | /usr/bin/aws --endpoint-url ${env.s3.endpoint} s3 cp - s3://bench/shell-${container}/r${round}.sql.gz.cpt`, { ...secretEnv, ...awsEnv }),
     },
     { a: '3 backer s3 zstd(T0)+age', b: '3 dump > /dev/null', backer: 'zstd-age', baseline: () => shell(`${dump} > /dev/null`, secretEnv) },
-    { a: '3 backer … queue.nice 0', b: null, backer: 'zstd-age-nice0', baseline: null },
+    { a: '3 backer … queue.nice 0', b: '3 shell dump|zstd -T0|age > /dev/null', backer: 'zstd-age-nice0', baseline: () => shell(`${dump} | zstd -q -c -3 -T0 | age -r ${env.ageRecipient} > /dev/null`, secretEnv) },
     { a: '4 backer fan-out local+s3', b: null, backer: 'fanout', baseline: null },
   ];
 }
@@ -65,7 +66,7 @@ async function backerOnce(backer: BackerBuild, config: string, dir: string): Pro
 export async function runBackups(env: Env, backer: BackerBuild, container: string, rounds: number, log: (line: string) => void, only?: string[]): Promise<BackupFigures> {
   const samples = new Samples(log);
   const configs = {} as Record<Scenario, { path: string; socket: string }>;
-  for (const s of ['local', 's3', 'zstd-age', 'zstd-age-nice0', 'fanout'] as const) configs[s] = await writeConfig(env, s, container);
+  for (const s of ['local', 'local-nice0', 's3', 'zstd-age', 'zstd-age-nice0', 'fanout'] as const) configs[s] = await writeConfig(env, s, container);
   let rawMiB = NaN;
   let localArtifact = '';
   for (let round = 0; round < rounds; round++) {

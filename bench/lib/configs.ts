@@ -9,11 +9,12 @@ export interface Env {
   ageRecipient: string;
 }
 
-/** `zstd-age-nice0`: benchmark 3 with queue.nice 0 (the added work at Backer's own priority), for comparison. */
-export type Scenario = 'local' | 's3' | 'zstd-age' | 'zstd-age-nice0' | 'fanout';
+type BaseScenario = 'local' | 's3' | 'zstd-age' | 'fanout';
+/** `…-nice0`: the same with queue.nice 0 (the added work at Backer's own priority), for comparison. */
+export type Scenario = BaseScenario | `${BaseScenario}-nice0`;
 
-const MANDATE_TARGETS: Record<Scenario, string> = { local: 'local', s3: 's3', 'zstd-age': 's3', 'zstd-age-nice0': 's3', fanout: '[local, s3]' };
-const MANDATE_MIDDLEWARE: Record<Scenario, string> = { local: 'gz,cc', s3: 'gz,cc', 'zstd-age': 'zs,ag', 'zstd-age-nice0': 'zs,ag', fanout: 'gz,cc' };
+const MANDATE_TARGETS: Record<BaseScenario, string> = { local: 'local', s3: 's3', 'zstd-age': 's3', fanout: '[local, s3]' };
+const MANDATE_MIDDLEWARE: Record<BaseScenario, string> = { local: 'gz,cc', s3: 'gz,cc', 'zstd-age': 'zs,ag', fanout: 'gz,cc' };
 
 /** Where a scenario's local target stores its backups. */
 export function localTargetDir(env: Env, scenario: Scenario, container: string): string {
@@ -26,10 +27,12 @@ export function localTargetDir(env: Env, scenario: Scenario, container: string):
  */
 export async function writeConfig(env: Env, scenario: Scenario, container: string): Promise<{ path: string; socket: string }> {
   const base = join(env.dir, `${container}-${scenario}`);
+  const nice0 = scenario.endsWith('-nice0');
+  const kind = scenario.replace(/-nice0$/, '') as BaseScenario;
   await mkdir(base, { recursive: true });
   const text = `data_dir: ${base}/data
 log: { level: warn }
-docker: { socket_path: ${env.dockerSocket} }${scenario === 'zstd-age-nice0' ? '\nqueue: { nice: 0 }' : ''}
+docker: { socket_path: ${env.dockerSocket} }${nice0 ? '\nqueue: { nice: 0 }' : ''}
 targets:
   - { name: local, type: local, path: ${localTargetDir(env, scenario, container)} }
   - { name: s3, type: s3, bucket: bench, prefix: ${container}-${scenario}/, endpoint: "${env.s3.endpoint}", force_path_style: true, access_key_id: ${env.s3.accessKeyId}, secret_access_key: ${env.s3.secretAccessKey} }
@@ -43,8 +46,8 @@ mandates:
     container: ${container}
     type: mysql
     interval: "0 0 29 2 *"
-    target: ${MANDATE_TARGETS[scenario]}
-    middleware: ${MANDATE_MIDDLEWARE[scenario]}
+    target: ${MANDATE_TARGETS[kind]}
+    middleware: ${MANDATE_MIDDLEWARE[kind]}
     mysql: { password: "Env:MYSQL_ROOT_PASSWORD", database: bench }
 `;
   const path = join(base, 'backer.yml');

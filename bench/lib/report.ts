@@ -6,6 +6,8 @@ import { STARTUP_KEYS } from './startup-runs.js';
 
 interface Row {
   key: string;
+  /** What the line says instead of the key (the same figure against another baseline). */
+  label?: string;
   /** The baseline's key: the row prints the ratio of medians key / base. */
   base?: string;
   target?: string;
@@ -15,26 +17,30 @@ interface Row {
 
 const BACKUP_ROWS: Row[] = [
   { key: '1 backer local gzip+ccrypt', base: '1 shell dump|gzip|ccrypt > file', target: 'time ratio ≤ 1.05 at 1 GiB' },
+  { key: '1 backer … queue.nice 0', base: '1 shell dump|gzip|ccrypt > file', target: '(the added work at Backer\'s priority)' },
   { key: '1 shell dump|gzip|ccrypt > file' },
   { key: '2 backer s3 gzip+ccrypt', base: '2 shell dump|gzip|ccrypt|aws s3 cp -', target: 'time ratio ≤ 1.05 at 1 GiB' },
   { key: '2 shell dump|gzip|ccrypt|aws s3 cp -' },
   { key: '3 backer s3 zstd(T0)+age', base: '3 dump > /dev/null', target: 'time ratio ≤ 1.15' },
   { key: '3 backer … queue.nice 0', base: '3 dump > /dev/null', target: '(the added work at Backer\'s priority)' },
   { key: '3 dump > /dev/null' },
+  { key: '3 shell dump|zstd -T0|age > /dev/null', base: '3 dump > /dev/null', target: '(the added work alone: no checksums, no upload)' },
   { key: '4 backer fan-out local+s3', base: '2 backer s3 gzip+ccrypt', target: 'time ratio ≤ 1.10 (vs 2 backer s3)' },
 ];
 
 const RESTORE_ROWS: Row[] = [
   { key: RESTORE_KEYS.backer, base: RESTORE_KEYS.shell, target: 'speed ≥ 0.90× shell', speed: true },
+  { key: RESTORE_KEYS.backer, label: '  the same, vs the shell hashing first', base: RESTORE_KEYS.shellVerifyFirst, target: '(the same work on both sides)', speed: true },
   { key: RESTORE_KEYS.backerNoVerify, base: RESTORE_KEYS.shell, target: 'speed ≥ 0.90× shell', speed: true },
   { key: RESTORE_KEYS.shell },
+  { key: RESTORE_KEYS.shellVerifyFirst, base: RESTORE_KEYS.shell, target: '(the shell doing the hash-first pass too)', speed: true },
   { key: RESTORE_KEYS.backerFresh, base: RESTORE_KEYS.shell, target: '(daemon start-up timed too)', speed: true },
 ];
 
 function line(samples: Samples, row: Row, rawMiB: number): string {
   const f = samples.figure(row.key);
   if (Number.isNaN(f.median)) return `${row.key}: not run`;
-  const cells = [row.key.padEnd(40), formatFigure(f).padEnd(24)];
+  const cells = [(row.label ?? row.key).padEnd(40), formatFigure(f).padEnd(24)];
   cells.push(Number.isNaN(rawMiB) ? ''.padEnd(12) : `${(rawMiB / f.median).toFixed(1).padStart(6)} MiB/s`);
   if (row.base !== undefined) {
     const base = samples.figure(row.base).median;
