@@ -69,10 +69,10 @@ function skippedError(m: SkippedMandate): BackerError {
 
 export function createServices(options: ServiceOptions): Services {
   const { config } = options;
-  setWorkNice(config.queue.nice);
   const secrets = options.secrets ?? new SecretRegistry();
   registerConfigSecrets(config, secrets);
   const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, secrets });
+  setWorkNice(config.queue.nice, (message) => logger.warn({ component: 'queue' }, message));
   const docker = config.docker.enabled ? dockerClient(config.docker.socket_path) : null;
   const targets = new Map(config.targets.map((t) => [t.name, createTarget(t)]));
   const middleware = new Map(config.middleware.map((m) => [m.name, createMiddleware(m)]));

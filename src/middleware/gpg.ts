@@ -251,7 +251,7 @@ function runGpg(dir: string, args: string[], input: Buffer, action: string, midd
   return new Promise((resolve, reject) => {
     const child = spawn('gpg', [...BASE_ARGS, '--homedir', dir, ...args], { env: childEnv() });
     // At the added work's priority, like the stream's gpg: the gpg-agent it starts inherits it.
-    lowerChildPriority(child.pid);
+    lowerChildPriority(child.pid, 'gpg');
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { BackerError } from '../errors.js';
 import type { Digest } from '../manifests/schema.js';
 import { HASH_WORKER_SOURCE } from './hash-worker-source.js';
-import { workNice } from '../util/work-priority.js';
+import { reportPriorityFailure, workNice } from '../util/work-priority.js';
 
 /**
  * A small pool of hash threads (md5 + sha256 off the event loop). Each hashed stream opens a
@@ -41,13 +41,14 @@ interface Open {
 }
 
 interface WorkerMessage {
-  op: 'ack' | 'digest';
-  id: number;
+  op: 'ack' | 'digest' | 'nice-failed';
+  id?: number;
   slot?: number;
   length?: number;
   size?: number;
   md5?: string;
   sha256?: string;
+  message?: string;
 }
 
 class HashThread {
@@ -65,12 +66,13 @@ class HashThread {
   }
 
   private receive(m: WorkerMessage): void {
-    const open = this.sessions.get(m.id);
+    if (m.op === 'nice-failed') return reportPriorityFailure('the checksum thread', m.message ?? '');
+    const open = this.sessions.get(m.id ?? 0);
     if (!open) return;
     if (m.op === 'ack') {
       open.handlers.onAck(m.slot ?? 0, m.length ?? 0);
     } else if (m.op === 'digest') {
-      this.sessions.delete(m.id);
+      this.sessions.delete(m.id ?? 0);
       open.digest?.resolve({ size: m.size ?? 0, md5: m.md5 ?? '', sha256: m.sha256 ?? '' });
       this.idleCheck();
     }

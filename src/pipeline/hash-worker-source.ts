@@ -8,7 +8,8 @@
  * (hash the first `length` bytes of the session's slot `slot`, a SharedArrayBuffer sent once, with
  * the slot's first use), `{ op: 'end', id }`, `{ op: 'drop', id }`. Messages out:
  * `{ op: 'ack', id, slot, length }` after each `data` (the slot may be filled again; this also
- * bounds what is in flight), and `{ op: 'digest', id, size, md5, sha256 }` after `end`. Nothing is
+ * bounds what is in flight), `{ op: 'digest', id, size, md5, sha256 }` after `end`, and
+ * `{ op: 'nice-failed', message }` when the thread could not lower its priority. Nothing is
  * transferred or allocated per batch: the slots are shared memory, reused for the whole stream.
  */
 export const HASH_WORKER_SOURCE = `
@@ -16,7 +17,14 @@ export const HASH_WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 // The added work's priority (queue.nice, src/util/work-priority.ts): on Linux this thread's alone.
-if (workerData && typeof workerData.nice === 'number') require('node:os').setPriority(workerData.nice);
+// A sandbox that refuses it is reported, and hashing goes on at Backer's priority.
+if (workerData && typeof workerData.nice === 'number') {
+  try {
+    require('node:os').setPriority(workerData.nice);
+  } catch (err) {
+    parentPort.postMessage({ op: 'nice-failed', message: String(err && err.message) });
+  }
+}
 const sessions = new Map();
 parentPort.on('message', (m) => {
   if (m.op === 'open') {

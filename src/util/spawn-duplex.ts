@@ -150,7 +150,7 @@ function startChild(run: FilterRun): ChildProcessWithoutNullStreams | undefined 
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     // Work Backer adds to the dump runs below the database's priority (queue.nice).
-    lowerChildPriority(child.pid);
+    lowerChildPriority(child.pid, run.command);
     return child;
   } catch (err) {
     run.fail(run.failure(`cannot start ${run.command}: ${messageOf(err)}`, {}, err));
