@@ -185,10 +185,11 @@ async function programNice(m: Middleware, direction: 'encode' | 'decode', progra
   const before = new Set(childPids());
   const controller = new AbortController();
   const stream = m[direction](controller.signal);
-  stream.on('error', () => undefined); // the abort below
+  const ended = new Promise<unknown>((resolve) => stream.once('error', resolve));
   const pid = await waitFor(() => childPids().find((p) => !before.has(p) && programs.includes(commOf(p) ?? '')), `${programs.join(' or ')} to start`);
   const nice = niceOf(pid);
   controller.abort(new Error('test done'));
+  expect(await ended).toMatchObject({ code: 'JOB_CANCELLED' });
   await waitFor(() => (isAlive(pid) ? undefined : true), `${programs.join(' or ')} to exit`);
   if (nice === undefined) throw new Error(`${pid} exited before its priority was read`);
   return nice;
