@@ -18,7 +18,7 @@ describe('parseConfigText', () => {
       log: { level: 'info', format: 'json' },
       docker: { enabled: true, socket_path: '/var/run/docker.sock' },
       api: { socket: '/etc/backer/backer-data/backer.sock', listen: null, tls: null, tokens: [] },
-      queue: { concurrency: 2, retries: 3, retry_delay: 30_000, retry_delay_max: 900_000, stall_timeout: 1_800_000, aging: 600_000 },
+      queue: { concurrency: 2, retries: 3, retry_delay: 30_000, retry_delay_max: 900_000, stall_timeout: 1_800_000, aging: 600_000, nice: 10 },
       schedule: { catch_up: 'once', catch_up_window: 86_400_000 },
       state: { history_days: 90 },
       // No helper_image: the volume source picks its default at run time (sources/helper-image.ts).

@@ -41,7 +41,7 @@ function newChild(before: Set<number>): Promise<number> {
   return waitFor(() => childPids().find((p) => !before.has(p)), 'the child to start');
 }
 
-describeMiddlewareSuite('spawnDuplex running gzip', programGzip);
+describeMiddlewareSuite('spawnDuplex running gzip', programGzip, ['gzip']);
 
 describe('spawnDuplex', () => {
   it('passes data through and ends after a clean exit', async () => {
