@@ -4,13 +4,13 @@
  */
 import { AbortMultipartUploadCommand, CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BackerError } from '../src/errors.js';
 import { createS3Target } from '../src/targets/s3.js';
 import { MultipartFailure, MultipartUpload, partLimitError } from '../src/targets/s3-multipart.js';
+import { startS3Proxy } from './helpers/s3-proxy.js';
 import { generatedSource, MIB, sha256Of } from './targets/suite.js';
 
 const s3 = inject('s3');
@@ -28,53 +28,29 @@ interface Part {
 
 /** Forwards to s3rver; records part uploads (size, most at once); `failPart` answers that part number 500. */
 async function partProxy(failPart?: number): Promise<{ endpoint: string; parts: Part[]; requests: string[]; creates: { key: string; algorithm?: string }[]; maxInFlight(): number; close(): Promise<void> }> {
-  const upstream = new URL(s3.endpoint);
   const parts: Part[] = [];
   const requests: string[] = [];
   const creates: { key: string; algorithm?: string }[] = [];
   let inFlight = 0;
   let most = 0;
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://proxy');
-    const number = Number(url.searchParams.get('partNumber') ?? 0);
-    requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
-    if (req.method === 'POST' && url.searchParams.has('uploads')) creates.push({ key: url.pathname, algorithm: req.headers['x-amz-checksum-algorithm'] as string | undefined });
-    if (number > 0 && number === failPart) {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(500, { 'content-type': 'application/xml' });
-        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>part refused by the test</Message></Error>');
-      });
-      return;
-    }
-    if (number > 0) {
-      inFlight += 1;
-      most = Math.max(most, inFlight);
-      const bytes = Number(req.headers['x-amz-decoded-content-length'] ?? req.headers['content-length']);
-      parts.push({ key: url.pathname, number, bytes, crc32: req.headers['x-amz-checksum-crc32'] as string | undefined });
-      res.on('close', () => (inFlight -= 1));
-    }
-    const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
-    out.on('error', () => res.destroy());
-    req.pipe(out);
+  const partNumber = (req: IncomingMessage): number => Number(new URL(req.url ?? '/', 'http://proxy').searchParams.get('partNumber') ?? 0);
+  const proxy = await startS3Proxy(s3.endpoint, {
+    refuse: (req) => (failPart !== undefined && partNumber(req) === failPart ? { status: 500, code: 'InternalError', message: 'part refused by the test' } : undefined),
+    onRequest: (req, res) => {
+      const url = new URL(req.url ?? '/', 'http://proxy');
+      const number = partNumber(req);
+      requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
+      if (req.method === 'POST' && url.searchParams.has('uploads')) creates.push({ key: url.pathname, algorithm: req.headers['x-amz-checksum-algorithm'] as string | undefined });
+      if (number > 0 && number !== failPart) {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        const bytes = Number(req.headers['x-amz-decoded-content-length'] ?? req.headers['content-length']);
+        parts.push({ key: url.pathname, number, bytes, crc32: req.headers['x-amz-checksum-crc32'] as string | undefined });
+        res.on('close', () => (inFlight -= 1));
+      }
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    parts,
-    requests,
-    creates,
-    maxInFlight: () => most,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { endpoint: proxy.endpoint, parts, requests, creates, maxInFlight: () => most, close: proxy.close };
 }
 
 let proxy: Awaited<ReturnType<typeof partProxy>>;

@@ -6,14 +6,13 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { S3TargetConfig } from '../../src/config/schema.js';
 import { BackerError, describeError } from '../../src/errors.js';
 import { createS3Target } from '../../src/targets/s3.js';
 import type { Target } from '../../src/targets/types.js';
+import { startS3Proxy, type Refusal } from '../helpers/s3-proxy.js';
 import { describeTargetSuite, generatedSource, MIB, rejectionCode, sha256Of } from './suite.js';
 
 const s3 = inject('s3');
@@ -52,12 +51,6 @@ interface Seen {
   ifNoneMatch?: string;
 }
 
-/** An S3 error answer the proxy gives instead of forwarding. */
-interface Refusal {
-  status: number;
-  code: string;
-}
-
 /**
  * Forwards to s3rver and records each request, to see what the SDK actually sent. `refuse` may
  * answer a request itself (a server-side refusal s3rver cannot produce).
@@ -65,43 +58,12 @@ interface Refusal {
 async function recordingProxy(
   refuse: (method: string, url: string) => Refusal | undefined = () => undefined,
 ): Promise<{ endpoint: string; seen: Seen[]; close(): Promise<void> }> {
-  const upstream = new URL(s3.endpoint);
   const seen: Seen[] = [];
-  const server = createServer((req, res) => {
-    const ifNoneMatch = req.headers['if-none-match'];
-    const refusal = refuse(req.method ?? '', req.url ?? '');
-    if (refusal) {
-      req.resume();
-      req.on('end', () => {
-        seen.push({ method: req.method ?? '', url: req.url ?? '', status: refusal.status, ifNoneMatch });
-        res.writeHead(refusal.status, { 'content-type': 'application/xml' });
-        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${refusal.code}</Code><Message>refused by the test proxy</Message></Error>`);
-      });
-      return;
-    }
-    // Headers go through untouched (Host included), so the SigV4 signature still matches.
-    const out = request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        seen.push({ method: req.method ?? '', url: req.url ?? '', status: up.statusCode ?? 0, ifNoneMatch });
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    out.on('error', () => res.destroy());
-    req.pipe(out);
+  const proxy = await startS3Proxy(s3.endpoint, {
+    refuse: (req) => refuse(req.method ?? '', req.url ?? ''),
+    onAnswer: (req, status) => seen.push({ method: req.method ?? '', url: req.url ?? '', status, ifNoneMatch: req.headers['if-none-match'] }),
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { endpoint: proxy.endpoint, seen, close: proxy.close };
 }
 
 beforeAll(async () => {
