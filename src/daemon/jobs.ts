@@ -15,14 +15,17 @@ import { artifactNote, removeLeftovers } from '../pipeline/leftovers.js';
 import { runBackup, type BackupResult } from '../pipeline/run-backup.js';
 import type { Services } from './services.js';
 
-/** The raw size of the mandate's newest backup: the ETA of the next one. Null when none is readable. */
-async function previousRawSize(mandate: MandateSpec, targets: ReadonlyMap<string, Target>): Promise<number | null> {
+/**
+ * The sizes of the mandate's newest backup: its raw dump (the ETA of the next one) and its
+ * artifact (the next one's size hint: S3 targets size their parts from it). Null when none is readable.
+ */
+async function previousSizes(mandate: MandateSpec, targets: ReadonlyMap<string, Target>): Promise<{ raw: number | null; artifact: number } | null> {
   for (const name of mandate.targets) {
     const target = targets.get(name);
     if (!target) continue;
     const listing = await listBackups(target, mandate.name).catch(() => null);
     const newest = listing?.backups[0]?.manifest;
-    if (newest) return newest.steps[0]?.size ?? null;
+    if (newest) return { raw: newest.steps[0]?.size ?? null, artifact: newest.artifact.size };
   }
   return null;
 }
@@ -59,9 +62,11 @@ async function runBackupJob(services: Services, mandate: MandateSpec, job: AnyJo
   const stored = previous?.targets.filter((t) => t.status === 'succeeded') ?? [];
   const targets = mandate.targets.filter((t) => !stored.some((s) => s.target === t));
   if (stored.length > 0) context.note(`retrying on ${targets.join(', ')} only: ${stored.map((s) => s.target).join(', ')} already hold${stored.length === 1 ? 's' : ''} ${previous?.name ?? ''}`);
-  const total = await previousRawSize(mandate, services.targets);
+  const sizes = await previousSizes(mandate, services.targets);
+  const total = sizes?.raw ?? null;
   const result = await services.backup(job.mandate, context.signal, stored.length > 0 ? { targets } : {}, {
     onBytes: (bytes) => context.progress({ bytes, total }),
+    ...(sizes ? { sizeHint: sizes.artifact } : {}),
     onArtifact: (name, key) => context.note(artifactNote(name, key)),
   });
   const merged: BackupResult = { ...result, targets: [...stored, ...result.targets] };

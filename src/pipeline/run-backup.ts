@@ -11,7 +11,7 @@ import { manifestKey, MANIFEST_VERSION, type Manifest, type Step } from '../mani
 import { applyRetention, retentionPolicyOf } from '../retention/apply.js';
 import type { SourceRegistry } from '../sources/registry.js';
 import type { Dump, SourceDefinition, SourceSettings } from '../sources/types.js';
-import type { Target } from '../targets/types.js';
+import type { Target, WriteOptions } from '../targets/types.js';
 import { failpoint } from '../util/failpoint.js';
 import { BACKER_VERSION } from '../util/version.js';
 import { createFanout } from './fanout.js';
@@ -87,6 +87,8 @@ export interface BackupOptions {
   onBytes?: (bytes: number) => void;
   /** Called once the backup's name and artifact key are known, before anything is written. */
   onArtifact?: (name: string, artifactKey: string) => void;
+  /** Expected artifact bytes (the mandate's previous artifact): S3 targets size their parts from it. */
+  sizeHint?: number;
 }
 
 export async function runBackup(mandate: MandateSpec, services: BackupServices, signal: AbortSignal, options: BackupOptions = {}): Promise<BackupResult> {
@@ -165,7 +167,11 @@ async function runScoped(mandate: MandateSpec, services: BackupServices, signals
   const { stages, hashes, extension, mime } = buildStages(dump, mandate.source.type, plan.middleware, signal, onBytes);
   const artifactKey = `${mandate.name}/${plan.name}${extension}`;
   options.onArtifact?.(plan.name, artifactKey);
-  const { streamError, settled, completedAt } = await streamToTargets(stages, plan.targets, artifactKey, mime, signal);
+  const { streamError, settled, completedAt } = await streamToTargets(stages, plan.targets, artifactKey, {
+    signal,
+    contentType: mime,
+    ...(options.sizeHint === undefined ? {} : { sizeHint: options.sizeHint }),
+  });
   // On failure or abort the pipeline settles before the source's own cleanup has run (removing a
   // helper container, starting a stopped container again): the job ends only after it.
   if (!dump.stream.closed) await new Promise((resolve) => dump.stream.once('close', resolve));
@@ -246,14 +252,13 @@ async function streamToTargets(
   stages: (Duplex | Readable | Writable)[],
   targets: readonly Target[],
   artifactKey: string,
-  contentType: string,
-  signal: AbortSignal,
+  writeOptions: WriteOptions,
 ): Promise<{ streamError: unknown; settled: PromiseSettledResult<void>[]; completedAt: (Date | undefined)[] }> {
   const fanout = createFanout(targets.length);
   const completedAt: (Date | undefined)[] = [];
   const writes = targets.map(async (target, i) => {
     try {
-      await target.write(artifactKey, fanout.branches[i] as Readable, { signal, contentType });
+      await target.write(artifactKey, fanout.branches[i] as Readable, writeOptions);
       completedAt[i] = new Date();
     } catch (err) {
       fanout.detach(i, err instanceof Error ? err : new Error(String(err)));
@@ -263,7 +268,7 @@ async function streamToTargets(
   const allSettled = Promise.allSettled(writes);
   let streamError: unknown;
   try {
-    await pipeline([...stages, fanout.writable] as [Readable, ...Duplex[], Writable], { signal });
+    await pipeline([...stages, fanout.writable] as [Readable, ...Duplex[], Writable], { signal: writeOptions.signal });
   } catch (err) {
     streamError = err;
   }

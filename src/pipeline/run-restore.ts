@@ -135,8 +135,9 @@ async function apply(
   }
 }
 
-async function safetyBackup(mandate: MandateSpec, services: RestoreServices, signal: AbortSignal): Promise<LocatedBackup> {
-  const result = await services.backup(mandate, signal, { tags: ['safety'] });
+/** `sizeHint`: the restored backup's artifact, the best guess of the safety backup's size (S3 part sizes). */
+async function safetyBackup(mandate: MandateSpec, services: RestoreServices, signal: AbortSignal, sizeHint: number): Promise<LocatedBackup> {
+  const result = await services.backup(mandate, signal, { tags: ['safety'], sizeHint });
   const stored = result.targets.find((t) => t.status === 'succeeded');
   if (result.status !== 'succeeded' || !stored) {
     throw new BackerError('RESTORE_FAILED', `the safety backup of ${mandate.name} failed, so nothing was restored: ${result.error?.message ?? 'no target stored it'}`, {
@@ -193,7 +194,7 @@ export async function runRestore(mandate: MandateSpec, params: RestoreParams, se
   const total = params.verify_first ? 2 * size : size;
   const applier = params.verify_first ? await hashFirstAndPrepare(mandate, prepared, services, context, total) : undefined;
   if (prepared.parsed.scratch !== null && !params.verify_first) await startScratch(mandate, prepared, services, context);
-  const safety = dest.kind === 'container' && dest.original && params.safety_backup ? await safetyBackup(mandate, services, context.signal) : null;
+  const safety = dest.kind === 'container' && dest.original && params.safety_backup ? await safetyBackup(mandate, services, context.signal, size) : null;
   result.safety_backup = safety?.manifest.name ?? null;
   if (safety) context.note?.(`safety backup ${safety.manifest.name} taken`);
   services.logger.info({ mandate: mandate.name, backup: result.backup, to: params.to, safety_backup: result.safety_backup }, 'restore applying');

@@ -38,10 +38,13 @@ export const MAX_PARTS = 10_000;
 export const MAX_PART_BYTES = 5 * 1024 * MIB;
 /** Parts grow to 16 × the starting size at most (memory grows with them). */
 const MAX_GROWTH = 16;
-/** Starting part size: `configured`, or larger when an artifact twice the hint's size would not fit in the first 5,000 parts. */
-export function partSizeFor(configured: number, sizeHint?: number): number {
+/**
+ * Starting part size: `configured`, or larger when an artifact twice the hint's size would not fit
+ * in the first half of the parts (5,000). `maxParts` is S3's 10,000 except in tests.
+ */
+export function partSizeFor(configured: number, sizeHint?: number, maxParts = MAX_PARTS): number {
   if (sizeHint === undefined || sizeHint <= 0) return configured;
-  const needed = Math.ceil((2 * sizeHint) / (MAX_PARTS / 2) / MIB) * MIB;
+  const needed = Math.ceil((2 * sizeHint) / Math.floor(maxParts / 2) / MIB) * MIB;
   return Math.min(MAX_PART_BYTES, Math.max(configured, needed));
 }
 

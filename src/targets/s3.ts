@@ -144,7 +144,8 @@ export function createS3Target(config: S3TargetConfig): Target {
   /** Ours (s3-multipart.ts); lib-storage only as the memory benchmark's baseline. */
   async function upload(key: string, body: Readable, options: WriteOptions): Promise<UploadOutcome> {
     const dir = key.slice(0, key.lastIndexOf('/') + 1);
-    const partSize = partSizeFor(config.part_size_mb * MIB, options.sizeHint ?? lastSizes.get(dir));
+    const limit = internalMaxParts();
+    const partSize = partSizeFor(config.part_size_mb * MIB, options.sizeHint ?? lastSizes.get(dir), limit);
     const input = {
       client,
       bucket,
@@ -159,7 +160,6 @@ export function createS3Target(config: S3TargetConfig): Target {
     if (process.env.BACKER_INTERNAL_S3_UPLOADER === 'lib-storage') {
       return (await import('./s3-lib-storage.js')).uploadWithLibStorage(input, body);
     }
-    const limit = internalMaxParts();
     const multipart = new MultipartUpload({ ...input, maxParts: limit, tooManyParts: () => partLimitError(config.name, key, partSize, limit) });
     try {
       await multipart.run(body);

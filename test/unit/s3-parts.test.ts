@@ -13,6 +13,8 @@ describe('S3 part sizes (s3-multipart.ts)', () => {
     expect(partSizeFor(5 * MIB, 20 * GIB)).toBe(9 * MIB);
     // Whole MiB, never below the configured size, never above S3's 5 GiB.
     expect(partSizeFor(8 * MIB, 100 * 1024 * GIB)).toBe(5 * GIB);
+    // A lowered limit (tests): twice the hint in half of 4 parts.
+    expect(partSizeFor(5 * MIB, 12 * MIB + 1, 4)).toBe(13 * MIB);
   });
 
   it('keeps the starting size for 5,000 parts, then doubles as each half of the rest is used, to 16 × at most', () => {
