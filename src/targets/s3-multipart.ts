@@ -11,8 +11,8 @@
  * Part sizes: S3 allows 10,000 parts. The upload starts with `part_size_mb`, raised when a size
  * hint (the previous artifact of the same mandate) says the artifact would use more than half of
  * them (partSizeFor). Past part 5,000 the part size doubles each time half of the parts left is
- * used, up to 16 × (partSizeAt), so an artifact larger than expected still fits (up to 234 GiB
- * from 8 MiB parts); memory only grows for such artifacts (> 39 GiB with 8 MiB parts). Past the
+ * used, up to 16 × (partSizeAt), so an artifact larger than expected still fits (up to 146 GiB
+ * from 5 MiB parts); memory only grows for such artifacts (> 24 GiB with 5 MiB parts). Past the
  * last part the upload fails before sending more, naming `targets.NAME.part_size_mb`.
  *
  * The uploader neither aborts the multipart upload nor maps errors to BackerErrors: s3.ts does

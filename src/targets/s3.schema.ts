@@ -20,16 +20,17 @@ export const s3TargetSchema = z
     access_key_id: z.string().min(1).optional(),
     secret_access_key: z.string().min(1).optional(),
     /**
-     * Multipart part size in MiB (5..5120). Default: 8. S3 allows 10,000 parts: the upload starts
-     * with larger parts when the size hint (the mandate's previous artifact) needs it, and past
-     * part 5,000 the parts grow, up to 16 × (s3-multipart.ts), so 8 MiB parts hold up to 234 GiB
-     * of artifact (after compression and encryption); raise it for more.
+     * Multipart part size in MiB (5..5120). Default: 5, S3's smallest part (the least memory; a
+     * larger part saves requests, not time: bench/README.md "Memory"). S3 allows 10,000 parts: the
+     * upload starts with larger parts when the size hint (the mandate's previous artifact) needs
+     * it, and past part 5,000 the parts grow, up to 16 × (s3-multipart.ts), so 5 MiB parts hold up
+     * to 146 GiB of artifact (after compression and encryption) even without a hint; raise it for more.
      */
-    part_size_mb: z.number().int().min(5).max(5120).default(8),
+    part_size_mb: z.number().int().min(5).max(5120).default(5),
     /**
      * Parts uploaded at once. Default: 2. Memory per running upload is about
      * (queue_size + 1) × part_size_mb: one pool of part buffers, reused for the whole upload (the
-     * parts in flight and the part being filled; 24 MiB with the defaults).
+     * parts in flight and the part being filled; 15 MiB with the defaults).
      */
     queue_size: z.number().int().min(1).max(64).default(2),
     /** e.g. STANDARD_IA. Default: the bucket's default. */

@@ -33,6 +33,12 @@ describe('queue, docker, schedule and state keys', () => {
     expect(config.docker.concurrency).toBeUndefined();
   });
 
+  it('give an S3 target 5 MiB parts, 2 at once (15 MiB of part buffers per upload)', () => {
+    const { config, problems } = load('targets: [{ name: s3, type: s3, bucket: bkt }]\n');
+    expect(problems).toEqual([]);
+    expect(config.targets[0]).toMatchObject({ part_size_mb: 5, queue_size: 2 });
+  });
+
   it('read every key', () => {
     const { config, problems } = load(
       `queue: { retries: 0, retry_delay: 5s, retry_delay_max: 2m, stall_timeout: 1h, aging: 1m, nice: 0 }\ndocker: { enabled: false, concurrency: 3 }\nschedule: { catch_up: skip, catch_up_window: 2d }\nstate: { history_days: 7 }\n` +

@@ -13,6 +13,8 @@ describe('S3 part sizes (s3-multipart.ts)', () => {
     expect(partSizeFor(5 * MIB, 20 * GIB)).toBe(9 * MIB);
     // Whole MiB, never below the configured size, never above S3's 5 GiB.
     expect(partSizeFor(8 * MIB, 100 * 1024 * GIB)).toBe(5 * GIB);
+    // The default part size holds 146 GiB without a hint.
+    expect(Math.floor(uploadCapacity(5 * MIB) / GIB)).toBe(146);
     // A lowered limit (tests): twice the hint in half of 4 parts.
     expect(partSizeFor(5 * MIB, 12 * MIB + 1, 4)).toBe(13 * MIB);
   });
