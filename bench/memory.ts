@@ -14,9 +14,13 @@
  *        [--hash-thread off] (the daemon hashes on its main thread, as before)
  *        [--node-options=--max-semi-space-size=1] (NODE_OPTIONS of the daemon; with "=": it starts with a dash)
  *        [--daemon-env MALLOC_ARENA_MAX=2] (more environment of the daemon)
- *        [--uploader ours --uploader lib-storage] (S3 upload paths, interleaved: ours is
- *          s3-multipart.ts, lib-storage the previous one, via BACKER_INTERNAL_S3_UPLOADER)
+ *        [--uploader ours --uploader lib-storage --uploader local] (upload paths, interleaved: ours
+ *          is s3-multipart.ts, lib-storage the previous one, via BACKER_INTERNAL_S3_UPLOADER;
+ *          local: a local target instead of S3, the same pipeline without an upload)
  *        [--rounds N] (each size × uploader N times, interleaved A B A B; median and spread)
+ *        [--sample] (reads the daemon's /metrics every 250 ms during each backup and prints, at the
+ *          sample of highest RSS, V8's heap in use and Node's external memory: Buffers and
+ *          ArrayBuffers, most of them garbage not yet collected)
  *
  * The dump file of a size is generated once per size and reused by every round and uploader.
  */
@@ -26,6 +30,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { get } from 'node:http';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { callApi } from '../src/cli/client.js';
@@ -44,6 +49,7 @@ const { values } = parseArgs({
     'daemon-env': { type: 'string', multiple: true, default: [] },
     uploader: { type: 'string', multiple: true, default: ['ours'] },
     rounds: { type: 'string', default: '1' },
+    sample: { type: 'boolean', default: false },
   },
 });
 const MIB = 1024 * 1024;
@@ -82,6 +88,7 @@ function config(dir: string, s3: S3Service): string {
 log: { level: warn }
 docker: { enabled: false }
 targets:
+  - { name: local, type: local, path: ${dir}/local }
   - { name: s3, type: s3, bucket: bench, endpoint: "${s3.endpoint}", force_path_style: true, access_key_id: ${s3.accessKeyId}, secret_access_key: ${s3.secretAccessKey}${overrides} }
 middleware:
   - { name: compression, type: gzip }
@@ -93,10 +100,25 @@ mandates:
     target: s3
     middleware: compression,encryption
     files: { path: ${dir}/files }
+  dump-local:
+    type: files
+    interval: "0 0 29 2 *"
+    target: local
+    middleware: compression,encryption
+    files: { path: ${dir}/files }
 `;
 }
 
+/** What /metrics said at the sample of highest RSS during a backup (MiB), and the highest external memory. */
+interface Sampled {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  maxExternal: number;
+}
+
 interface Result {
+  sampled?: Sampled;
   sizeMb: number;
   uploader: string;
   cpuSeconds: number;
@@ -135,15 +157,49 @@ async function measure(backer: BackerBuild, dir: string, sizeMb: number, uploade
     const load = loadavg().map((l) => l.toFixed(1)).join(' ');
     const start = Date.now();
     const cpuBefore = await cpuSeconds(pid);
-    let { job } = await callApi<{ job: AnyJob }>(socket, 'POST', '/v1/mandates/dump/backups');
-    while (!TERMINAL_STATES.has(job.state)) ({ job } = await callApi<{ job: AnyJob }>(socket, 'GET', `/v1/jobs/${job.id}?wait=300`));
+    let { job } = await callApi<{ job: AnyJob }>(socket, 'POST', `/v1/mandates/${uploader === 'local' ? 'dump-local' : 'dump'}/backups`);
+    const waited = (async () => {
+      while (!TERMINAL_STATES.has(job.state)) ({ job } = await callApi<{ job: AnyJob }>(socket, 'GET', `/v1/jobs/${job.id}?wait=300`));
+    })();
+    const sampled = values.sample ? await sampleWhile(socket, waited) : undefined;
+    await waited;
     if (job.state !== 'succeeded') throw new Error(`the backup ended ${job.state}: ${JSON.stringify(job)}`);
     const seconds = (Date.now() - start) / 1000;
     const cpu = (await cpuSeconds(pid)) - cpuBefore;
-    return { sizeMb, uploader, cpuSeconds: cpu, idleMiB: idle / 1024, peakMiB: (await kib(pid, 'VmHWM')) / 1024, seconds, load };
+    return { ...(sampled ? { sampled } : {}), sizeMb, uploader, cpuSeconds: cpu, idleMiB: idle / 1024, peakMiB: (await kib(pid, 'VmHWM')) / 1024, seconds, load };
   } finally {
     await daemon.stop();
   }
+}
+
+async function metricsOf(socket: string): Promise<Record<string, number>> {
+  const text = await new Promise<string>((resolve, reject) => {
+    get({ socketPath: socket, path: '/metrics' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(body));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+  const values: Record<string, number> = {};
+  for (const m of text.matchAll(/^(process_resident_memory_bytes|nodejs_heap_size_used_bytes|nodejs_external_memory_bytes) (\S+)$/gm)) values[m[1] ?? ''] = Number(m[2]) / MIB;
+  return values;
+}
+
+/** Samples /metrics every 250 ms until `done` settles (see --sample). */
+async function sampleWhile(socket: string, done: Promise<unknown>): Promise<Sampled> {
+  let finished = false;
+  void done.finally(() => (finished = true));
+  const best: Sampled = { rss: 0, heapUsed: 0, external: 0, maxExternal: 0 };
+  while (!finished) {
+    const m: Record<string, number> = await metricsOf(socket).catch(() => ({}));
+    const rss = m.process_resident_memory_bytes ?? 0;
+    const external = m.nodejs_external_memory_bytes ?? 0;
+    best.maxExternal = Math.max(best.maxExternal, external);
+    if (rss > best.rss) Object.assign(best, { rss, heapUsed: m.nodejs_heap_size_used_bytes ?? 0, external });
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return best;
 }
 
 async function emptyBucket(s3: S3Service): Promise<void> {
@@ -162,12 +218,14 @@ const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}–${Math
 
 function report(backer: BackerBuild, results: Result[]): void {
   const s3opts = `part_size_mb ${values['part-size-mb'] ?? 'default'}, queue_size ${values['queue-size'] ?? 'default'}`;
-  console.log(`\n${backer.describe}: backer daemon, files mandate → gzip → ccrypt → S3 (s3rver), ${s3opts}, hash thread ${values['hash-thread'] ?? 'on'}${values['node-options'] ? `, NODE_OPTIONS=${values['node-options']}` : ''}${(values['daemon-env'] ?? []).map((e) => `, ${e}`).join('')}`);
+  console.log(`\n${backer.describe}: backer daemon, files mandate → gzip → ccrypt → S3 (s3rver; "local": a local target), ${s3opts}, hash thread ${values['hash-thread'] ?? 'on'}${values['node-options'] ? `, NODE_OPTIONS=${values['node-options']}` : ''}${(values['daemon-env'] ?? []).map((e) => `, ${e}`).join('')}`);
   console.log('    dump  uploader      idle RSS   peak RSS (VmHWM)   over idle   wall      daemon CPU   load average (1/5/15 min) at start');
   for (const r of results) {
     console.log(
       `${String(r.sizeMb).padStart(6)} MiB  ${r.uploader.padEnd(12)}${r.idleMiB.toFixed(0).padStart(6)} MiB  ${r.peakMiB.toFixed(0).padStart(6)} MiB         +${(r.peakMiB - r.idleMiB).toFixed(0).padStart(3)} MiB   ${r.seconds.toFixed(1).padStart(6)} s  ${r.cpuSeconds.toFixed(1).padStart(6)} s     ${r.load}`,
     );
+    const m = r.sampled;
+    if (m) console.log(`          at the highest sampled RSS (${m.rss.toFixed(0)} MiB): V8 heap in use ${m.heapUsed.toFixed(0)} MiB, external ${m.external.toFixed(0)} MiB; highest external ${m.maxExternal.toFixed(0)} MiB`);
   }
   console.log('\n    dump  uploader      runs   over idle: median (min–max)   peak: median (min–max)   wall median   CPU median');
   for (const size of new Set(results.map((r) => r.sizeMb))) {
@@ -198,6 +256,7 @@ async function main(): Promise<void> {
         for (const uploader of values.uploader ?? []) {
           results.push(await measure(backer, dir, Number(size), uploader));
           await emptyBucket(s3);
+          await rm(join(dir, 'local'), { recursive: true, force: true });
         }
       }
     }
