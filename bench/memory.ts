@@ -18,6 +18,8 @@
  *          is s3-multipart.ts, lib-storage the previous one, via BACKER_INTERNAL_S3_UPLOADER;
  *          local: a local target instead of S3, the same pipeline without an upload)
  *        [--rounds N] (each size × uploader N times, interleaved A B A B; median and spread)
+ *        [--once] (`backup --once` processes instead of a daemon, as cron runs Backer: peak RSS
+ *          from GNU time, no idle figure; --sample does not apply)
  *        [--sample] (reads the daemon's /metrics every 250 ms during each backup and prints, at the
  *          sample of highest RSS, V8's heap in use and Node's external memory: Buffers and
  *          ArrayBuffers, most of them garbage not yet collected)
@@ -37,6 +39,7 @@ import { callApi } from '../src/cli/client.js';
 import { TERMINAL_STATES, type AnyJob } from '../src/queue/types.js';
 import { startS3, type S3Service } from '../test/setup/services.js';
 import { prepareBacker, startDaemon, type BackerBuild } from './lib/backer.js';
+import { timed } from './lib/proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,6 +53,7 @@ const { values } = parseArgs({
     uploader: { type: 'string', multiple: true, default: ['ours'] },
     rounds: { type: 'string', default: '1' },
     sample: { type: 'boolean', default: false },
+    once: { type: 'boolean', default: false },
   },
 });
 const MIB = 1024 * 1024;
@@ -142,13 +146,30 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-async function measure(backer: BackerBuild, dir: string, sizeMb: number, uploader: string): Promise<Result> {
-  await rm(join(dir, 'data'), { recursive: true, force: true });
-  const socket = join(dir, 'data', 'backer.sock');
+function backerEnv(uploader: string): Record<string, string> {
   const env: Record<string, string> = { BENCH_KEY: 'bench-key-not-secret', BACKER_INTERNAL_HASH_THREAD: values['hash-thread'] ?? 'on' };
   if (uploader === 'lib-storage') env.BACKER_INTERNAL_S3_UPLOADER = 'lib-storage';
   if (values['node-options']) env.NODE_OPTIONS = values['node-options'];
   for (const pair of values['daemon-env'] ?? []) env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
+  return env;
+}
+
+/** --once: one `backup --once` process; its peak RSS from GNU time, CPU with its children (ccrypt). */
+async function measureOnce(backer: BackerBuild, dir: string, sizeMb: number, uploader: string): Promise<Result> {
+  await rm(join(dir, 'data'), { recursive: true, force: true });
+  const load = loadavg().map((l) => l.toFixed(1)).join(' ');
+  const mandate = uploader === 'local' ? 'dump-local' : 'dump';
+  const run = await timed(backer.command(['--config', join(dir, 'backer.yml'), '--json', 'backup', mandate, '--once'], backerEnv(uploader)), dir);
+  const result = JSON.parse(run.stdout) as { status: string };
+  if (result.status !== 'succeeded') throw new Error(`backup --once ended ${result.status}: ${run.stdout}`);
+  return { sizeMb, uploader, cpuSeconds: run.cpuSeconds, idleMiB: NaN, peakMiB: run.peakRssMiB, seconds: run.seconds, load };
+}
+
+async function measure(backer: BackerBuild, dir: string, sizeMb: number, uploader: string): Promise<Result> {
+  if (values.once) return measureOnce(backer, dir, sizeMb, uploader);
+  await rm(join(dir, 'data'), { recursive: true, force: true });
+  const socket = join(dir, 'data', 'backer.sock');
+  const env = backerEnv(uploader);
   const daemon = await startDaemon(backer, join(dir, 'backer.yml'), socket, env);
   const pid = daemon.pid;
   try {
@@ -218,7 +239,7 @@ const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}–${Math
 
 function report(backer: BackerBuild, results: Result[]): void {
   const s3opts = `part_size_mb ${values['part-size-mb'] ?? 'default'}, queue_size ${values['queue-size'] ?? 'default'}`;
-  console.log(`\n${backer.describe}: backer daemon, files mandate → gzip → ccrypt → S3 (s3rver; "local": a local target), ${s3opts}, hash thread ${values['hash-thread'] ?? 'on'}${values['node-options'] ? `, NODE_OPTIONS=${values['node-options']}` : ''}${(values['daemon-env'] ?? []).map((e) => `, ${e}`).join('')}`);
+  console.log(`\n${backer.describe}: ${values.once ? '`backup --once` processes' : 'backer daemon'}: files mandate → gzip → ccrypt → S3 (s3rver; "local": a local target), ${s3opts}, hash thread ${values['hash-thread'] ?? 'on'}${values['node-options'] ? `, NODE_OPTIONS=${values['node-options']}` : ''}${(values['daemon-env'] ?? []).map((e) => `, ${e}`).join('')}`);
   console.log('    dump  uploader      idle RSS   peak RSS (VmHWM)   over idle   wall      daemon CPU   load average (1/5/15 min) at start');
   for (const r of results) {
     console.log(
