@@ -18,6 +18,8 @@ export interface DaemonProcessOptions {
   umask?: string;
   /** Node `--import` modules (TypeScript, loaded after tsx) run before Backer: test probes. */
   imports?: string[];
+  /** A command that runs node (`[wrapper, ...args, node, …]`), e.g. a sandbox. Not with `umask`. */
+  wrapper?: string[];
 }
 
 /** A real `backer daemon` process (tsx, from source), started through sh when a umask is asked for. */
@@ -26,10 +28,13 @@ export function spawnDaemon(configPath: string, options: DaemonProcessOptions = 
   const [importFlag = '--import', tsx = 'tsx', ...rest] = cliArgs(['daemon', '--config', configPath]);
   const nodeArgs = [importFlag, tsx, ...(options.imports ?? []).flatMap((m) => ['--import', m]), ...rest];
   const env = { ...testProcessEnv(), ...options.env };
+  const [wrapper, ...wrapperArgs] = options.wrapper ?? [];
   const child =
-    options.umask === undefined
-      ? spawn(process.execPath, nodeArgs, { env })
-      : spawn('sh', ['-c', `umask ${options.umask} && exec "$0" "$@"`, process.execPath, ...nodeArgs], { env });
+    wrapper !== undefined
+      ? spawn(wrapper, [...wrapperArgs, process.execPath, ...nodeArgs], { env })
+      : options.umask === undefined
+        ? spawn(process.execPath, nodeArgs, { env })
+        : spawn('sh', ['-c', `umask ${options.umask} && exec "$0" "$@"`, process.execPath, ...nodeArgs], { env });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
