@@ -16,7 +16,8 @@
  *        [--daemon-env MALLOC_ARENA_MAX=2] (more environment of the daemon)
  *        [--uploader ours --uploader lib-storage --uploader local] (upload paths, interleaved: ours
  *          is s3-multipart.ts, lib-storage the previous one, via BACKER_INTERNAL_S3_UPLOADER;
- *          local: a local target instead of S3, the same pipeline without an upload)
+ *          local: a local target instead of S3, the same pipeline without an upload; both: the S3
+ *          and the local backup at once, as queue.concurrency 2 runs them; not with --once)
  *        [--rounds N] (each size × uploader N times, interleaved A B A B; median and spread)
  *        [--once] (`backup --once` processes instead of a daemon, as cron runs Backer: peak RSS
  *          from GNU time, no idle figure; --sample does not apply)
@@ -154,8 +155,16 @@ function backerEnv(uploader: string): Record<string, string> {
   return env;
 }
 
+/** Queues a backup of `mandate` and waits for it to succeed. */
+async function backupJob(socket: string, mandate: string): Promise<void> {
+  let { job } = await callApi<{ job: AnyJob }>(socket, 'POST', `/v1/mandates/${mandate}/backups`);
+  while (!TERMINAL_STATES.has(job.state)) ({ job } = await callApi<{ job: AnyJob }>(socket, 'GET', `/v1/jobs/${job.id}?wait=300`));
+  if (job.state !== 'succeeded') throw new Error(`the backup of ${mandate} ended ${job.state}: ${JSON.stringify(job)}`);
+}
+
 /** --once: one `backup --once` process; its peak RSS from GNU time, CPU with its children (ccrypt). */
 async function measureOnce(backer: BackerBuild, dir: string, sizeMb: number, uploader: string): Promise<Result> {
+  if (uploader === 'both') throw new Error('--uploader both needs a daemon (not --once)');
   await rm(join(dir, 'data'), { recursive: true, force: true });
   const load = loadavg().map((l) => l.toFixed(1)).join(' ');
   const mandate = uploader === 'local' ? 'dump-local' : 'dump';
@@ -178,13 +187,10 @@ async function measure(backer: BackerBuild, dir: string, sizeMb: number, uploade
     const load = loadavg().map((l) => l.toFixed(1)).join(' ');
     const start = Date.now();
     const cpuBefore = await cpuSeconds(pid);
-    let { job } = await callApi<{ job: AnyJob }>(socket, 'POST', `/v1/mandates/${uploader === 'local' ? 'dump-local' : 'dump'}/backups`);
-    const waited = (async () => {
-      while (!TERMINAL_STATES.has(job.state)) ({ job } = await callApi<{ job: AnyJob }>(socket, 'GET', `/v1/jobs/${job.id}?wait=300`));
-    })();
+    const mandates = uploader === 'both' ? ['dump', 'dump-local'] : [uploader === 'local' ? 'dump-local' : 'dump'];
+    const waited = Promise.all(mandates.map((m) => backupJob(socket, m)));
     const sampled = values.sample ? await sampleWhile(socket, waited) : undefined;
     await waited;
-    if (job.state !== 'succeeded') throw new Error(`the backup ended ${job.state}: ${JSON.stringify(job)}`);
     const seconds = (Date.now() - start) / 1000;
     const cpu = (await cpuSeconds(pid)) - cpuBefore;
     return { ...(sampled ? { sampled } : {}), sizeMb, uploader, cpuSeconds: cpu, idleMiB: idle / 1024, peakMiB: (await kib(pid, 'VmHWM')) / 1024, seconds, load };
