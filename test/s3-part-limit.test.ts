@@ -12,7 +12,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
 import type { Job } from '../src/queue/types.js';
-import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
+import { backupThroughApi, spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
 import { createTestEnv, filesMandateYaml, listUploads, s3Client, type TestEnv } from './helpers/env.js';
 
 const M = `plimit-${randomBytes(3).toString('hex')}`;
@@ -40,12 +40,7 @@ afterAll(async () => {
   await rm(env.dir, { recursive: true, force: true });
 });
 
-async function backup(): Promise<Job> {
-  const { job: queued } = await callApi<{ job: Job }>(socket, 'POST', `/v1/mandates/${M}/backups`);
-  let { job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${queued.id}?wait=30`);
-  while (job.state === 'queued' || job.state === 'running') ({ job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${queued.id}?wait=30`));
-  return job;
-}
+const backup = (): Promise<Job> => backupThroughApi(socket, M);
 
 async function storedKeys(): Promise<string[]> {
   const client = s3Client();

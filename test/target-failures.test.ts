@@ -19,6 +19,7 @@ import { callApi } from '../src/cli/client.js';
 import type { Manifest } from '../src/manifests/schema.js';
 import type { Job } from '../src/queue/types.js';
 import { cli, spawnCli } from './helpers/cli.js';
+import { jobEnded } from './helpers/daemon-proc.js';
 import { createBucket, s3Client } from './helpers/env.js';
 import { startFaultyS3, type FaultyS3 } from './helpers/faulty-s3.js';
 
@@ -273,11 +274,7 @@ describe('a failing target fails its job, never the daemon', () => {
   });
 });
 
-async function finished(id: string): Promise<Job> {
-  let { job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${id}?wait=30`);
-  while (job.state === 'queued' || job.state === 'running') ({ job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${id}?wait=30`));
-  return job;
-}
+const finished = (id: string): Promise<Job> => jobEnded(socket, id);
 
 async function s3Object(key: string): Promise<Buffer> {
   const client = s3Client();

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
 import type { Job } from '../src/queue/types.js';
-import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
+import { backupThroughApi, spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
 import { createTestEnv, filesMandateYaml, type TestEnv } from './helpers/env.js';
 
 const DENY = fileURLToPath(new URL('./helpers/deny-setpriority.py', import.meta.url));
@@ -40,12 +40,7 @@ afterAll(async () => {
   await rm(env.dir, { recursive: true, force: true });
 });
 
-async function backup(): Promise<Job> {
-  const { job: queued } = await callApi<{ job: Job }>(socket, 'POST', `/v1/mandates/${M}/backups`);
-  let { job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${queued.id}?wait=30`);
-  while (job.state === 'queued' || job.state === 'running') ({ job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${queued.id}?wait=30`));
-  return job;
-}
+const backup = (): Promise<Job> => backupThroughApi(socket, M);
 
 /** The daemon's warnings about priorities, as logged (JSON lines). */
 function priorityWarnings(): { level: number; component?: string; msg: string }[] {

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { callApi } from '../src/cli/client.js';
 import type { Job } from '../src/queue/types.js';
-import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
+import { jobEnded, spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
 import { createTestEnv, filesMandateYaml, type TestEnv } from './helpers/env.js';
 import { childPids } from './middleware/suite.js';
 
@@ -78,8 +78,7 @@ it('runs the middleware programs and the checksum thread 10 steps below the daem
   }
   expect(Object.fromEntries(seen)).toEqual({ zstd: lowered, ccrypt: lowered, 'checksum thread': lowered });
   expect(statField(`/proc/${pid}/stat`, 19)).toBe(String(own));
-  let { job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${queued.id}?wait=30`);
-  while (job.state === 'queued' || job.state === 'running') ({ job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${queued.id}?wait=30`));
+  const job = await jobEnded(socket, queued.id);
   expect(job.state, JSON.stringify(job)).toBe('succeeded');
   expect(daemon.output()).not.toMatch(/unexpected error|unhandled/i);
 }, 120_000);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { callApi } from '../../src/cli/client.js';
+import type { Job } from '../../src/queue/types.js';
 import { cliArgs } from './cli.js';
 import { testProcessEnv } from './env.js';
 
@@ -59,4 +60,17 @@ export async function waitForHealth(daemon: DaemonProcess, socket: string, timeo
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`daemon did not answer on ${socket}:\n${daemon.output()}`);
+}
+
+/** Waits for job `id` to end (long polls of GET /v1/jobs/ID?wait=30) and returns it. */
+export async function jobEnded(socket: string, id: string): Promise<Job> {
+  let { job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${id}?wait=30`);
+  while (job.state === 'queued' || job.state === 'running') ({ job } = await callApi<{ job: Job }>(socket, 'GET', `/v1/jobs/${id}?wait=30`));
+  return job;
+}
+
+/** Queues a backup of `mandate` through the daemon's API and returns the job once it ended. */
+export async function backupThroughApi(socket: string, mandate: string): Promise<Job> {
+  const { job } = await callApi<{ job: Job }>(socket, 'POST', `/v1/mandates/${mandate}/backups`);
+  return jobEnded(socket, job.id);
 }
