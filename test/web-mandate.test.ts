@@ -4,7 +4,8 @@
  * off: files mandates only). One mandate has 10 succeeded backups of growing data and one failed
  * backup (its directory moved away), so the history has two pages. Settings with their sources,
  * health, the history with the failed job's error, paging, backups with links, buttons by scope,
- * "Verify" followed live to its end, an unknown mandate, axe-core (light, dark, 390 px), and the
+ * "Verify" followed live to its end (also when the job ends before the answer to its request), an
+ * unknown mandate, axe-core (light, dark, 390 px), and the
  * screenshot docs/screenshots/mandate.png.
  */
 import { randomBytes } from 'node:crypto';
@@ -197,6 +198,26 @@ describe('mandate screen', () => {
     await expect.poll(() => page.locator('[data-testid="jobs"] tbody tr[data-kind="verify"]').count()).toBe(1);
     expect(await page.evaluate(() => (globalThis as unknown as { noReload?: boolean }).noReload)).toBe(true);
     expect(cspErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('"Verify" shows the end of a job that ended before the answer to the request that queued it came back', async () => {
+    const { page } = await mandatePage('operate');
+    let held = '';
+    // The answer to POST /v1/verifications is held back until the job has ended and the page has
+    // shown its last event in the jobs table: the page learns the job's id only after its events.
+    await page.route('**/v1/verifications', async (route) => {
+      const response = await route.fetch();
+      const body = (await response.json()) as { jobs: { id: string }[] };
+      const id = body.jobs[0]?.id ?? '';
+      expect((await callApi<{ job: AnyJob }>(socket, 'GET', `/v1/jobs/${id}?wait=60`)).job.state).toBe('succeeded');
+      await expect.poll(() => page.locator(`[data-testid="jobs"] tr[data-job="${id}"] [data-testid="job-state"]`).textContent(), { timeout: 20_000 }).toBe('succeeded');
+      await route.fulfill({ response, json: body });
+      held = id;
+    });
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect.poll(() => held, { timeout: 90_000 }).not.toBe('');
+    await expect.poll(() => page.getByTestId('action-message').textContent(), { timeout: 20_000 }).toBe(`Verification succeeded: ${SUCCEEDED} of ${SUCCEEDED} backup copies passed.`);
     await page.close();
   });
 
