@@ -17,4 +17,17 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
     },
   },
+  {
+    // The daemon loads none of ICU's locale data: ~10 MiB of RSS (collation, time zones), and sorts
+    // that follow the machine's locale. src/util/compare.ts, bench/README.md "Memory".
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-globals': ['error', { name: 'Intl', message: 'loads ICU data into the daemon: format without Intl' }],
+      'no-restricted-properties': [
+        'error',
+        ...['localeCompare', 'toLocaleString', 'toLocaleDateString', 'toLocaleTimeString'].map((property) => ({ property, message: 'follows the locale and loads ICU data: use byCodeUnit (src/util/compare.ts) or a fixed format' })),
+      ],
+      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Cron'] Property[key.name='timezone']", message: "croner's timezone uses Intl.DateTimeFormat: use utcOffset: 0" }],
+    },
+  },
 );

@@ -6,6 +6,7 @@ import { readManifest } from '../manifests/store.js';
 import { VERIFY_INFIX, verificationSchema, type Verification } from '../manifests/verification.js';
 import type { Target } from '../targets/types.js';
 import type { FoundBackup } from './backup-listing.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /**
  * What `GET /v1/backups/{name}` adds to the manifests (the web UI's backup screen): where each copy
@@ -40,7 +41,7 @@ async function verificationsOf(target: Target, key: string): Promise<Verificatio
       return parsed.success ? parsed.data : null;
     }),
   );
-  return records.filter((r): r is Verification => r !== null).sort((a, b) => b.started_at.localeCompare(a.started_at));
+  return records.filter((r): r is Verification => r !== null).sort((a, b) => byCodeUnit(b.started_at, a.started_at));
 }
 
 /** A copy the listing does not trust (its manifest is there, its artifact is missing or of another size), or null when `target` has no manifest for it. */
@@ -75,6 +76,6 @@ export async function backupDetail(found: readonly FoundBackup[], targets: reado
     copies.push(...broken.filter((c): c is BackupCopy => c !== null));
   }
   const verifications = (await Promise.all(found.map((f) => verificationsOf(f.target, f.stored.manifestKey)))).flat();
-  verifications.sort((a, b) => b.started_at.localeCompare(a.started_at));
+  verifications.sort((a, b) => byCodeUnit(b.started_at, a.started_at));
   return { copies, verifications };
 }

@@ -4,6 +4,7 @@ import { indexedBackups, listingIndexEnabled, newestFirst, type IndexedBackup } 
 import { MANIFEST_SUFFIX, type Manifest } from '../manifests/schema.js';
 import { listBackups, readManifest, type ManifestProblem, type StoredBackup } from '../manifests/store.js';
 import type { Target } from '../targets/types.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /** Backups a page holds when `limit` is not given, and at most. */
 export const BACKUPS_LIMIT_DEFAULT = 50;
@@ -86,7 +87,7 @@ async function listTarget(target: Target, mandate: string | undefined): Promise<
   return { backups: view.backups.filter((b) => b.manifest.mandate === mandate), problems: view.problems.filter((p) => p.key.startsWith(prefix)) };
 }
 
-const acrossTargets = (a: IndexedBackup, b: IndexedBackup): number => newestFirst(a.manifest, b.manifest) || a.manifest.target.name.localeCompare(b.manifest.target.name);
+const acrossTargets = (a: IndexedBackup, b: IndexedBackup): number => newestFirst(a.manifest, b.manifest) || byCodeUnit(a.manifest.target.name, b.manifest.target.name);
 
 /** The last merge of several targets' views, reused while none of them changed. */
 let merged: { key: string; backups: readonly IndexedBackup[] } | undefined;

@@ -8,6 +8,7 @@ import type { MandateSpec } from '../mandates/types.js';
 import { describeError } from '../errors.js';
 import { envToRecord } from '../sources/docker-exec.js';
 import type { SourceRegistry } from '../sources/registry.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /** Where a snapshot's time went, in ms (discovery logs it for the first snapshot: the start-up's marks). */
 export interface SnapshotTimings {
@@ -251,7 +252,7 @@ export async function buildSnapshot(
   const byName = new Map(containers.map((c) => [c.name, c]));
   for (const [name, entry] of Object.entries(config.mandates)) addStaticMandate(name, entry, byName, dockerError, ctx, out);
   if (timings) timings.parse_ms = performance.now() - parseStart;
-  const byMandate = (a: { name: string }, b: { name: string }): number => a.name.localeCompare(b.name);
+  const byMandate = (a: { name: string }, b: { name: string }): number => byCodeUnit(a.name, b.name);
   return { mandates: [...out.mandates.values()].sort(byMandate), problems: out.problems, docker_error: dockerError, skipped: out.skipped.sort(byMandate) };
 }
 

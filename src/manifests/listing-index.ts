@@ -25,6 +25,7 @@ import type { Target } from '../targets/types.js';
 import { manifestCacheEnabled } from './cache.js';
 import { MANIFEST_SUFFIX, type Manifest } from './schema.js';
 import { listBackups, readManifest, type DanglingBackup, type ManifestProblem } from './store.js';
+import { byCodeUnit } from '../util/compare.js';
 
 const DEFAULT_MAX_AGE_MS = 60_000;
 
@@ -51,7 +52,7 @@ export interface IndexView {
 type Entry = { ok: true; manifest: Manifest } | { ok: false; problem: ManifestProblem };
 
 /** The order of listBackups (and of the API before the index): newest, then name, descending. */
-export const newestFirst = (a: Manifest, b: Manifest): number => b.created_at.localeCompare(a.created_at) || b.name.localeCompare(a.name);
+export const newestFirst = (a: Manifest, b: Manifest): number => byCodeUnit(b.created_at, a.created_at) || byCodeUnit(b.name, a.name);
 
 const byKey = (a: ManifestProblem, b: ManifestProblem): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 

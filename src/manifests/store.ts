@@ -3,6 +3,7 @@ import { BackerError, describeError } from '../errors.js';
 import type { ObjectInfo, Target } from '../targets/types.js';
 import { fingerprintOf, manifestCacheOf, type CachedVerdict, type ManifestCache } from './cache.js';
 import { MANIFEST_SUFFIX, manifestSchema, type Manifest } from './schema.js';
+import { byCodeUnit } from '../util/compare.js';
 
 export interface StoredBackup {
   manifest: Manifest;
@@ -148,6 +149,6 @@ export async function listBackups(target: Target, mandate?: string): Promise<Bac
     }
   }
   context.cache?.prune(prefix, context.objects);
-  backups.sort((a, b) => b.manifest.created_at.localeCompare(a.manifest.created_at) || b.manifest.name.localeCompare(a.manifest.name));
+  backups.sort((a, b) => byCodeUnit(b.manifest.created_at, a.manifest.created_at) || byCodeUnit(b.manifest.name, a.manifest.name));
   return { backups, problems };
 }

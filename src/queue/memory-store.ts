@@ -1,9 +1,10 @@
 import { addToStats } from './stats.js';
 import { TERMINAL_STATES, type AnyJob, type RecentBackups, type JobEvent, type JobFilter, type JobStore, type MandateStats } from './types.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /** Newest created first; jobs created in the same millisecond keep newest-saved first. */
 function newestFirst(jobs: AnyJob[]): AnyJob[] {
-  return jobs.reverse().sort((a, b) => b.created_at.localeCompare(a.created_at));
+  return jobs.reverse().sort((a, b) => byCodeUnit(b.created_at, a.created_at));
 }
 
 function matches(job: AnyJob, filter: JobFilter): boolean {
@@ -65,7 +66,7 @@ export function createMemoryJobStore(limit = 1000): JobStore {
       const at = since.toISOString();
       return [...jobs.values()]
         .filter((j) => TERMINAL_STATES.has(j.state) && j.finished_at !== null && j.finished_at >= at)
-        .sort((a, b) => (a.finished_at ?? '').localeCompare(b.finished_at ?? ''));
+        .sort((a, b) => byCodeUnit(a.finished_at ?? '', b.finished_at ?? ''));
     },
     addEvent(id, event) {
       if (!jobs.has(id)) return;
@@ -77,7 +78,7 @@ export function createMemoryJobStore(limit = 1000): JobStore {
     },
     orphaned: (owner) => [...jobs.values()].filter((j) => j.state === 'running' && leases.get(j.id) !== undefined && leases.get(j.id) !== owner),
     mandateStats: (mandate) => stats.get(mandate) ?? null,
-    allMandateStats: () => [...stats.values()].sort((a, b) => a.mandate.localeCompare(b.mandate)),
+    allMandateStats: () => [...stats.values()].sort((a, b) => byCodeUnit(a.mandate, b.mandate)),
     recentBackups(mandates, perMandate) {
       const succeeded = newestFirst([...jobs.values()].filter((j) => j.kind === 'backup' && j.state === 'succeeded'));
       return [...new Set(mandates)].map((mandate) => {

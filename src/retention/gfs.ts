@@ -1,4 +1,5 @@
 import { durationMs, durationProblem } from '../config/duration.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /**
  * GFS retention with restic's semantics (`restic forget --keep-*`), as a pure function.
@@ -111,7 +112,7 @@ export function isEmptyRules(rules: RetentionRules): boolean {
 
 /** Newest first; equal times by id, greater first. */
 export function newestFirst<T extends GfsItem>(items: readonly T[]): T[] {
-  return [...items].sort((a, b) => b.time - a.time || b.id.localeCompare(a.id));
+  return [...items].sort((a, b) => b.time - a.time || byCodeUnit(b.id, a.id));
 }
 
 interface Counter {

@@ -1,5 +1,6 @@
 import type { Manifest } from '../manifests/schema.js';
 import { applyGfs, type RetentionRules } from './gfs.js';
+import { byCodeUnit } from '../util/compare.js';
 
 export interface RetentionPolicy {
   /** Keep the newest N complete backups (the old `retention=N`); used when `rules` is absent. */
@@ -69,7 +70,7 @@ function newestByCreated<T extends { manifest: Manifest }>(backups: readonly T[]
   // As instants, not strings: the schema accepts any fractional precision ("…:00Z" is before "…:00.500Z").
   return [...backups].sort(
     (a, b) =>
-      Date.parse(b.manifest.created_at) - Date.parse(a.manifest.created_at) || b.manifest.name.localeCompare(a.manifest.name),
+      Date.parse(b.manifest.created_at) - Date.parse(a.manifest.created_at) || byCodeUnit(b.manifest.name, a.manifest.name),
   );
 }
 

@@ -2,6 +2,7 @@ import type { Manifest } from '../manifests/schema.js';
 import { emptyStats } from '../queue/stats.js';
 import type { MandateStats } from '../queue/types.js';
 import type { StateDb } from './db.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /**
  * Per-mandate stats as far as the targets can tell (`backer state reset`): the backups found
@@ -30,7 +31,7 @@ export function statsFromManifests(manifests: readonly Manifest[]): MandateStats
       last_stored_bytes: newest.stored_bytes,
     });
   }
-  return stats.sort((a, b) => a.mandate.localeCompare(b.mandate));
+  return stats.sort((a, b) => byCodeUnit(a.mandate, b.mandate));
 }
 
 /** One backup from the manifests of its copies: done when its last copy was, sized by the largest. */

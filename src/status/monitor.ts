@@ -10,6 +10,7 @@ import { computeHealth, expectedIntervalMs, type HealthInput } from './rules.js'
 import type { SeenMandate, SeenStore } from './seen-store.js';
 import { checkSize, SIZE_HISTORY } from './size.js';
 import type { MandateHealth, StatusMonitor } from './types.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /** Default `status.check_interval`: how often every mandate's status is computed again. */
 export const DEFAULT_STATUS_TICK_MS = 60_000;
@@ -172,7 +173,7 @@ export function createStatusMonitor(options: StatusMonitorOptions): StatusMonito
   };
 
   return {
-    current: () => [...health.values()].sort((a, b) => a.mandate.localeCompare(b.mandate)),
+    current: () => [...health.values()].sort((a, b) => byCodeUnit(a.mandate, b.mandate)),
     get: (mandate) => health.get(mandate),
     version: () => version,
     start() {

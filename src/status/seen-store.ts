@@ -1,5 +1,6 @@
 import type { StateDb } from '../state/db.js';
 import { MANDATE_STATUSES, type MandateStatus } from './types.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /** One mandate as the status monitor remembers it across restarts (table `mandate_seen`, migration 2). */
 export interface SeenMandate {
@@ -80,7 +81,7 @@ export function createMemorySeenStore(): SeenStore {
     return { ...row };
   };
   return {
-    all: () => [...rows.values()].sort((a, b) => a.mandate.localeCompare(b.mandate)),
+    all: () => [...rows.values()].sort((a, b) => byCodeUnit(a.mandate, b.mandate)),
     touch,
     touchAll: (mandates, at) => mandates.map((m) => touch(m, at)),
     setStatus,

@@ -5,6 +5,7 @@ import { listBackups } from '../manifests/store.js';
 import type { AnyJob } from '../queue/types.js';
 import type { Target } from '../targets/types.js';
 import type { TargetUsage, TargetUsageMonitor } from './types.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /** Default: every target is listed again every 10 minutes. */
 export const DEFAULT_USAGE_INTERVAL_MS = 600_000;
@@ -107,7 +108,7 @@ export function createTargetUsage(options: TargetUsageOptions): TargetUsageMonit
   };
 
   return {
-    current: () => [...usage.values()].sort((a, b) => a.target.localeCompare(b.target)),
+    current: () => [...usage.values()].sort((a, b) => byCodeUnit(a.target, b.target)),
     get: (name) => usage.get(name),
     refresh,
     start() {

@@ -8,6 +8,7 @@ import type { Target } from '../../targets/types.js';
 import { loadCliConfig, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { formatBytes, printJson, printLine, table } from '../output.js';
+import { byCodeUnit } from '../../util/compare.js';
 
 export interface ListOptions extends GlobalOptions {
   mandate?: string;
@@ -42,7 +43,7 @@ async function collect(options: ListOptions): Promise<{ backups: Manifest[]; pro
   } finally {
     await Promise.all(targets.map((t) => t.close()));
   }
-  backups.sort((a, b) => b.created_at.localeCompare(a.created_at));
+  backups.sort((a, b) => byCodeUnit(b.created_at, a.created_at));
   return { backups, problems, verifications };
 }
 

@@ -5,6 +5,7 @@ import { callApi } from '../client.js';
 import { apiEndpoint, type GlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine, table } from '../output.js';
+import { byCodeUnit } from '../../util/compare.js';
 
 /** The newest successful backup, as `GET /v1/mandates` returns it. */
 interface LastBackupJson {
@@ -81,7 +82,7 @@ function rows(reply: MandatesReply, now: number): string[][] {
     ...lastBackupCells(m.last_backup, now),
     `skipped: ${m.problems.map((p) => `${p.where}: ${p.message}`).join('; ')}`,
   ]);
-  return [...runnable, ...skipped].sort((a, b) => (a[0] ?? '').localeCompare(b[0] ?? ''));
+  return [...runnable, ...skipped].sort((a, b) => byCodeUnit(a[0] ?? '', b[0] ?? ''));
 }
 
 /** `backer mandates list`: what the running daemon knows, runnable and skipped (with why), each with its status and last backup. */
