@@ -1,8 +1,8 @@
 import { z } from '@hono/zod-openapi';
 import { BackerError, describeError } from '../errors.js';
-import { indexedBackups, listingIndexEnabled, newestFirst, type IndexedBackup } from '../manifests/listing-index.js';
+import { indexedBackups, listingIndexEnabled, type IndexedBackup } from '../manifests/listing-index.js';
 import { MANIFEST_SUFFIX, type Manifest } from '../manifests/schema.js';
-import { listBackups, readManifest, type ManifestProblem, type StoredBackup } from '../manifests/store.js';
+import { listBackups, newestFirst, readManifest, type ManifestProblem, type StoredBackup } from '../manifests/store.js';
 import type { Target } from '../targets/types.js';
 import { byCodeUnit } from '../util/compare.js';
 

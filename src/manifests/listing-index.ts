@@ -24,8 +24,7 @@ import { BackerError, describeError } from '../errors.js';
 import type { Target } from '../targets/types.js';
 import { manifestCacheEnabled } from './cache.js';
 import { MANIFEST_SUFFIX, type Manifest } from './schema.js';
-import { listBackups, readManifest, type DanglingBackup, type ManifestProblem } from './store.js';
-import { byCodeUnit } from '../util/compare.js';
+import { listBackups, newestFirst, readManifest, type DanglingBackup, type ManifestProblem } from './store.js';
 
 const DEFAULT_MAX_AGE_MS = 60_000;
 
@@ -51,8 +50,6 @@ export interface IndexView {
 
 type Entry = { ok: true; manifest: Manifest } | { ok: false; problem: ManifestProblem };
 
-/** The order of listBackups (and of the API before the index): newest, then name, descending. */
-export const newestFirst = (a: Manifest, b: Manifest): number => byCodeUnit(b.created_at, a.created_at) || byCodeUnit(b.name, a.name);
 
 const byKey = (a: ManifestProblem, b: ManifestProblem): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 

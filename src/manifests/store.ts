@@ -128,6 +128,9 @@ interface ListContext {
   cache: ManifestCache | undefined;
 }
 
+/** The order of listBackups (and of the API): newest, then name, descending. */
+export const newestFirst = (a: Manifest, b: Manifest): number => byCodeUnit(b.created_at, a.created_at) || byCodeUnit(b.name, a.name);
+
 /**
  * The backups on a target are exactly its valid manifests (there is no shared index file).
  * Newest first. Invalid manifests are reported, never trusted nor deleted. The target is listed on
@@ -149,6 +152,6 @@ export async function listBackups(target: Target, mandate?: string): Promise<Bac
     }
   }
   context.cache?.prune(prefix, context.objects);
-  backups.sort((a, b) => byCodeUnit(b.manifest.created_at, a.manifest.created_at) || byCodeUnit(b.manifest.name, a.manifest.name));
+  backups.sort((a, b) => newestFirst(a.manifest, b.manifest));
   return { backups, problems };
 }

@@ -86,6 +86,29 @@ export function jobDetail(client: Client, id: string, wait = 0): Promise<JobDeta
   return client.get<JobDetail>(`/v1/jobs/${enc(id)}${wait > 0 ? `?wait=${wait}` : ''}`);
 }
 
+export const TERMINAL_STATES: readonly string[] = ['succeeded', 'failed', 'cancelled', 'interrupted'];
+
+/**
+ * Long polls job `id` until it ends or `stopped()`: each answer goes to `onDetail` (the answer to
+ * a wait comes the moment the job ends), a failed poll to `onLost` (retried after 2 s), and the
+ * next answer after one to `onLost(null)`.
+ */
+export async function followJob(client: Client, id: string, on: { onDetail(detail: JobDetail): void; onLost(message: string | null): void; stopped(): boolean }): Promise<void> {
+  for (let lost = false; !on.stopped(); ) {
+    try {
+      const detail = await jobDetail(client, id, 30);
+      on.onDetail(detail);
+      if (lost) on.onLost(null);
+      lost = false;
+      if (TERMINAL_STATES.includes(detail.job.state)) return;
+    } catch (err) {
+      lost = true;
+      on.onLost(`Lost the job for a moment (${err instanceof Error ? err.message : String(err)}); retrying…`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
 /** The file name of a content-disposition header (its UTF-8 form first). */
 export function fileNameOf(disposition: string | null, fallback: string): string {
   if (disposition === null) return fallback;
