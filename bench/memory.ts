@@ -4,12 +4,15 @@
  * daemon's RSS (the baseline, measured in the same run before each backup).
  *
  * The dump is a `files` mandate of one generated file of dump-like text (no Docker needed: the
- * memory under test is Backer's, not the database's). The daemon runs from the compiled
+ * memory under test is Backer's, not the database's), or with `--source mariadb` a `mysql` mandate
+ * over a MariaDB container of a private dockerd (Docker exec and its multiplexed stream, as users
+ * run it; the rows are generated once per size, about the asked dump size). The daemon runs from the compiled
  * `dist/cli/main.js` (built first into a temp dir, bench/lib/backer.ts; `--tsx` runs the sources
  * instead), so tsx's compiler is not in the figures. A fresh daemon per size: VmHWM is the
  * process's peak.
  *
  *   node --import tsx bench/memory.ts [--size-mb 100 --size-mb 1024 --size-mb 10240]
+ *        [--source files|mariadb] (what is dumped; default files)
  *        [--part-size-mb N --queue-size N] (override the S3 defaults)
  *        [--hash-thread off] (the daemon hashes on its main thread, as before)
  *        [--node-options=--max-semi-space-size=1] (NODE_OPTIONS of the daemon; with "=": it starts with a dash)
@@ -40,6 +43,7 @@ import { callApi } from '../src/cli/client.js';
 import { TERMINAL_STATES, type AnyJob } from '../src/queue/types.js';
 import { startS3, type S3Service } from '../test/setup/services.js';
 import { prepareBacker, startDaemon, type BackerBuild } from './lib/backer.js';
+import { filesSource, mariadbSource, type MemorySource } from './lib/memory-source.js';
 import { timed } from './lib/proc.js';
 
 const { values } = parseArgs({
@@ -55,6 +59,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '1' },
     sample: { type: 'boolean', default: false },
     once: { type: 'boolean', default: false },
+    source: { type: 'string', default: 'files' },
   },
 });
 const MIB = 1024 * 1024;
@@ -87,11 +92,11 @@ async function kib(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
 }
 
-function config(dir: string, s3: S3Service): string {
+function config(dir: string, s3: S3Service, source: MemorySource): string {
   const overrides = `${values['part-size-mb'] ? `, part_size_mb: ${values['part-size-mb']}` : ''}${values['queue-size'] ? `, queue_size: ${values['queue-size']}` : ''}`;
   return `data_dir: ${dir}/data
 log: { level: warn }
-docker: { enabled: false }
+${source.dockerLine}
 targets:
   - { name: local, type: local, path: ${dir}/local }
   - { name: s3, type: s3, bucket: bench, endpoint: "${s3.endpoint}", force_path_style: true, access_key_id: ${s3.accessKeyId}, secret_access_key: ${s3.secretAccessKey}${overrides} }
@@ -100,17 +105,13 @@ middleware:
   - { name: encryption, type: ccrypt, key: "\${BENCH_KEY}" }
 mandates:
   dump:
-    type: files
-    interval: "0 0 29 2 *"
+${source.mandateBody}    interval: "0 0 29 2 *"
     target: s3
     middleware: compression,encryption
-    files: { path: ${dir}/files }
   dump-local:
-    type: files
-    interval: "0 0 29 2 *"
+${source.mandateBody}    interval: "0 0 29 2 *"
     target: local
     middleware: compression,encryption
-    files: { path: ${dir}/files }
 `;
 }
 
@@ -133,7 +134,7 @@ interface Result {
   load: string;
 }
 
-async function prepareDump(dir: string, sizeMb: number): Promise<void> {
+async function writeDump(dir: string, sizeMb: number): Promise<void> {
   await rm(join(dir, 'files'), { recursive: true, force: true });
   await mkdir(join(dir, 'files'));
   process.stderr.write(`generating ${sizeMb} MiB…\n`);
@@ -245,7 +246,7 @@ const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}–${Math
 
 function report(backer: BackerBuild, results: Result[]): void {
   const s3opts = `part_size_mb ${values['part-size-mb'] ?? 'default'}, queue_size ${values['queue-size'] ?? 'default'}`;
-  console.log(`\n${backer.describe}: ${values.once ? '`backup --once` processes' : 'backer daemon'}: files mandate → gzip → ccrypt → S3 (s3rver; "local": a local target), ${s3opts}, hash thread ${values['hash-thread'] ?? 'on'}${values['node-options'] ? `, NODE_OPTIONS=${values['node-options']}` : ''}${(values['daemon-env'] ?? []).map((e) => `, ${e}`).join('')}`);
+  console.log(`\n${backer.describe}: ${values.once ? '`backup --once` processes' : 'backer daemon'}: ${values.source === 'mariadb' ? 'mysql mandate (MariaDB, Docker exec)' : 'files mandate'} → gzip → ccrypt → S3 (s3rver; "local": a local target), ${s3opts}, hash thread ${values['hash-thread'] ?? 'on'}${values['node-options'] ? `, NODE_OPTIONS=${values['node-options']}` : ''}${(values['daemon-env'] ?? []).map((e) => `, ${e}`).join('')}`);
   console.log('    dump  uploader      idle RSS   peak RSS (VmHWM)   over idle   wall      daemon CPU   load average (1/5/15 min) at start');
   for (const r of results) {
     console.log(
@@ -271,14 +272,17 @@ async function main(): Promise<void> {
   const backer = await prepareBacker(values.tsx ? 'tsx' : 'built');
   const dir = await mkdtemp(join(tmpdir(), 'bk-mem-'));
   const s3 = await startS3();
+  let source: MemorySource | undefined;
   try {
+    if (values.source !== 'files' && values.source !== 'mariadb') throw new Error(`--source: expected files or mariadb, got ${values.source}`);
+    source = values.source === 'mariadb' ? await mariadbSource() : filesSource(dir, writeDump);
     const client = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
     await client.send(new CreateBucketCommand({ Bucket: 'bench' }));
     client.destroy();
-    await writeFile(join(dir, 'backer.yml'), config(dir, s3));
+    await writeFile(join(dir, 'backer.yml'), config(dir, s3, source));
     const results: Result[] = [];
     for (const size of values['size-mb'] ?? []) {
-      await prepareDump(dir, Number(size));
+      await source.prepare(Number(size));
       for (let round = 0; round < Number(values.rounds); round++) {
         for (const uploader of values.uploader ?? []) {
           results.push(await measure(backer, dir, Number(size), uploader));
@@ -289,6 +293,7 @@ async function main(): Promise<void> {
     }
     report(backer, results);
   } finally {
+    await source?.close();
     await s3.stop();
     await backer.close();
     await rm(dir, { recursive: true, force: true });

@@ -100,19 +100,24 @@ describe('bin/backer.js', () => {
 });
 
 describe("Docker's client", () => {
-  it('talks to the engine without loading gRPC or protobufjs (BuildKit sessions), and says so when a session would be needed', async () => {
+  it('talks to the engine without loading gRPC, protobufjs (BuildKit sessions) or ssh2, says so when a session would be needed, and loads ssh2 when ssh is used', async () => {
     // A process of its own: the require cache of this test worker is shared with other test files.
     const script = `
       import { createRequire } from 'node:module';
       const { dockerClient } = await import(${JSON.stringify(DOCKER_CLIENT)});
       const docker = dockerClient(process.env.SOCKET);
       const ping = String(await docker.ping());
-      const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => /@grpc|protobufjs/.test(k));
+      const require = createRequire(import.meta.url);
+      const heavy = () => Object.keys(require.cache).filter((k) => /@grpc|protobufjs|[/]ssh2[/]/.test(k)).length;
+      const loaded = heavy();
       const session = await new Promise((resolve) => docker.buildImage('/nonexistent', { version: '2' }, (err) => resolve(err?.message ?? null)));
-      console.log(JSON.stringify({ ping, loaded, session }));`;
+      // docker-modem's ssh agent (DOCKER_HOST=ssh://…), as modem.js calls it: the real one, ssh2 loaded now.
+      const sshModule = createRequire(require.resolve('dockerode')).resolve('docker-modem/lib/ssh.js');
+      const agent = require.cache[sshModule].exports({ host: 'localhost' });
+      console.log(JSON.stringify({ ping, loaded, session, agent: typeof agent.createConnection, ssh2: heavy() > 0 }));`;
     const r = await capture(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { ...process.env, SOCKET: inject('dockerHost').replace(/^unix:\/\//, '') });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ ping: 'OK', loaded: [], session: 'BuildKit sessions (buildImage with version "2") are not available in Backer' });
+    expect(JSON.parse(r.stdout)).toEqual({ ping: 'OK', loaded: 0, session: 'BuildKit sessions (buildImage with version "2") are not available in Backer', agent: 'function', ssh2: true });
     expect(r.code).toBe(0);
   });
 });

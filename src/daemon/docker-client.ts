@@ -1,38 +1,59 @@
-import { createRequire } from 'node:module';
+import { createRequire, Module } from 'node:module';
 import type Docker from 'dockerode';
 
 const require = createRequire(import.meta.url);
 
 /**
- * dockerode's lib/session.js (BuildKit sessions of `buildImage` with `version: "2"`, which Backer
- * never calls) loads gRPC and protobufjs at require time: ~110 modules, ~55 ms of CPU and ~7 MiB.
- * It is put in the require cache as a stub that fails such a build, before dockerode loads. Only
- * when it is there and not loaded yet: another layout of dockerode just loads as it is.
+ * Puts `exports(path)` in the require cache as the module `specifier` (resolved from `from`'s
+ * directory, as the package that requires it would), before that package loads. Only when it is
+ * there and not loaded yet: another layout of the packages just loads as it is.
  */
-function skipBuildKitSession(): void {
+function preempt(specifier: string, from: string, exports: (path: string) => unknown): void {
   let path: string;
   try {
-    path = require.resolve('dockerode/lib/session.js');
+    path = createRequire(require.resolve(from)).resolve(specifier);
   } catch {
     return;
   }
   if (require.cache[path] !== undefined) return;
-  const stub = new (require('node:module') as typeof import('node:module')).Module(path);
+  const stub = new Module(path);
   stub.filename = path;
   stub.loaded = true;
-  stub.exports = (_docker: unknown, _auth: unknown, handler: (err: Error) => void): void => {
-    handler(new Error('BuildKit sessions (buildImage with version "2") are not available in Backer'));
-  };
+  stub.exports = exports(path);
   require.cache[path] = stub;
 }
 
+/** The real module at `path` in place of its stub, loaded now. */
+function loadReal(path: string): unknown {
+  delete require.cache[path];
+  return require(path);
+}
+
 /**
- * Docker's client, loaded at first use: dockerode brings docker-modem, ssh2 (and, without the stub
- * above, gRPC and protobufjs), which a daemon or `backup --once` with Docker off never needs.
+ * Two modules of dockerode's that Backer (a unix socket, no image builds) never uses, and that
+ * load heavy packages at require time:
+ * - dockerode's lib/session.js (BuildKit sessions of `buildImage` with `version: "2"`) loads gRPC
+ *   and protobufjs: ~110 modules, ~55 ms of CPU and ~7 MiB. Its stub fails such a build.
+ * - docker-modem's lib/ssh.js (DOCKER_HOST=ssh://…) loads ssh2: ~33 modules and ~10 MiB of RSS.
+ *   Its stub loads the real one at its first call, so ssh would still work.
+ */
+function skipUnusedModules(): void {
+  preempt('dockerode/lib/session.js', 'dockerode', () => (_docker: unknown, _auth: unknown, handler: (err: Error) => void): void => {
+    handler(new Error('BuildKit sessions (buildImage with version "2") are not available in Backer'));
+  });
+  preempt('docker-modem/lib/ssh.js', 'dockerode', (path) => {
+    let real: ((options: unknown) => unknown) | undefined;
+    return (options: unknown): unknown => (real ??= loadReal(path) as (options: unknown) => unknown)(options);
+  });
+}
+
+/**
+ * Docker's client, loaded at first use: dockerode brings docker-modem (and, without the stubs
+ * above, ssh2, gRPC and protobufjs), which a daemon or `backup --once` with Docker off never needs.
  * dockerode is CommonJS, so a synchronous require keeps the callers synchronous.
  */
 export function dockerClient(socketPath: string): Docker {
-  skipBuildKitSession();
+  skipUnusedModules();
   const DockerClass = require('dockerode') as typeof Docker;
   return new DockerClass({ socketPath });
 }
