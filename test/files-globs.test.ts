@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +94,7 @@ beforeAll(async () => {
     mandate('globs-bad-brace', { include: '**/*.{log,txt' }),
     mandate('globs-bad-ctrl', { exclude: 'a\nb' }),
     mandate('globs-bad-key', { includes: '*.log' }),
+    `  globs-not-dir:\n    type: files\n    target: local\n    files:\n      path: ${JSON.stringify(join(root, 'readme.txt'))}\n`,
   ];
   env = await createTestEnv('files-globs', `mandates:\n${mandates.join('')}`);
   daemon = await startDaemon(env);
@@ -216,5 +218,31 @@ describe('files source include and exclude', () => {
     expect(job.error).toBeNull();
     const { files } = await extract(await localArtifact(job));
     expect(files).toEqual({ ...TREE, 'logs/link-to-uploads': '-> symlink' });
+  });
+
+  it('fails the backup with the reason when files.path is not a directory, or when tar fails; nothing is stored', async () => {
+    const notDir = await backup('globs-not-dir');
+    expect(notDir.state).toBe('failed');
+    expect(notDir.error).toMatchObject({ code: 'DUMP_FAILED', message: `${join(root, 'readme.txt')} is not a directory` });
+    expect(existsSync(join(env.dir, 'backups', 'globs-not-dir'))).toBe(false);
+
+    // A tar that writes part of an archive, then fails: the backup must fail, not store a short archive.
+    const bin = await mkdtemp(join(tmpdir(), 'bk-fake-tar-'));
+    await writeFile(join(bin, 'tar'), '#!/bin/sh\nprintf partial\necho "tar: disk on fire" >&2\nexit 2\n');
+    await chmod(join(bin, 'tar'), 0o755);
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path ?? ''}`;
+    try {
+      for (const name of ['globs-plain', 'globs-include']) {
+        const before = await readdir(join(env.dir, 'backups', name)).catch(() => []);
+        const job = await backup(name);
+        expect(job.state).toBe('failed');
+        expect(job.error).toMatchObject({ code: 'DUMP_FAILED', message: `tar of ${root} exited with code 2: tar: disk on fire` });
+        expect(await readdir(join(env.dir, 'backups', name)).catch(() => [])).toEqual(before);
+      }
+    } finally {
+      process.env.PATH = path;
+      await rm(bin, { recursive: true, force: true });
+    }
   });
 });

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { access, constants, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { z } from 'zod';
 import { BackerError, describeError } from '../errors.js';
 import { childEnv } from '../util/child-env.js';
@@ -194,22 +194,29 @@ async function* includedNames(root: string, matchers: IncludeMatcher[], counter:
   yield* walk('');
 }
 
-/** Archives a host directory as a tar stream (static mandates only: there is no container). */
-async function dump(options: FilesOptions, _target: { container: string | null }, context: DumpContext): Promise<Dump> {
-  const info = await stat(options.path).catch((err: unknown) => {
-    throw new BackerError('DUMP_FAILED', `cannot read ${options.path}`, { component: COMPONENT, details: { path: options.path }, cause: err });
+/** The directory to archive must exist and be a directory. */
+async function checkDirectory(path: string): Promise<void> {
+  const info = await stat(path).catch((err: unknown) => {
+    throw new BackerError('DUMP_FAILED', `cannot read ${path}`, { component: COMPONENT, details: { path }, cause: err });
   });
-  if (!info.isDirectory()) throw new BackerError('DUMP_FAILED', `${options.path} is not a directory`, { component: COMPONENT, details: { path: options.path } });
+  if (!info.isDirectory()) throw new BackerError('DUMP_FAILED', `${path} is not a directory`, { component: COMPONENT, details: { path } });
+}
 
-  const matchers = options.include.map(includeMatcher); // validated by parse
-  const selecting = options.include.length > 0;
+interface Tar {
+  child: ChildProcessByStdio<Writable, Readable, Readable>;
+  stderr: TailBuffer;
+  /** tar's exit code (-1: it could not start or was killed). */
+  exited: Promise<number>;
+}
+
+/** Starts tar over `options.path`: the whole tree, or the names it reads on stdin (files.include). */
+function startTar(options: FilesOptions, selecting: boolean, signal: AbortSignal): Tar {
   // Each pattern is one argv element (no shell); tar applies them while it recurses.
   const args = ['-C', options.path, ...options.exclude.map((p) => `--exclude=${p}`)];
   if (selecting) args.push('--null', '--verbatim-files-from', '-cf', '-', '-T', '-');
   else args.push('-cf', '-', '.');
-
   // tar gets PATH only: Backer's environment holds cloud and encryption keys (see childEnv).
-  const child = spawn('tar', args, { stdio: ['pipe', 'pipe', 'pipe'], signal: context.signal, env: childEnv() });
+  const child = spawn('tar', args, { stdio: ['pipe', 'pipe', 'pipe'], signal, env: childEnv() });
   child.stdin.on('error', () => undefined); // tar gone: its exit code tells why
   const stderr = new TailBuffer(4096);
   child.stderr.on('data', (d: Buffer) => stderr.push(d));
@@ -217,57 +224,65 @@ async function dump(options: FilesOptions, _target: { container: string | null }
     child.on('error', () => resolve(-1));
     child.on('close', (code) => resolve(code ?? -1));
   });
+  return { child, stderr, exited };
+}
 
+/**
+ * Feeds tar the names files.include selects (none: closes its stdin). Returns the listing's
+ * failure, once known (tar is stopped then).
+ */
+function feedNames(tar: Tar, options: FilesOptions, matchers: IncludeMatcher[], context: DumpContext): () => unknown {
   let listError: unknown;
-  if (!selecting) {
-    child.stdin.end();
-  } else {
-    const counter = { count: 0 };
-    const list = Readable.from(includedNames(options.path, matchers, counter));
-    list.on('error', (err) => {
-      listError = err;
-      child.kill('SIGTERM');
-    });
-    list.on('end', () => {
-      if (counter.count === 0) context.logger.warn({ path: options.path, include: options.include }, 'no entry matches files.include: the archive is empty');
-    });
-    list.pipe(child.stdin);
+  if (matchers.length === 0) {
+    tar.child.stdin.end();
+    return () => listError;
   }
+  const counter = { count: 0 };
+  const list = Readable.from(includedNames(options.path, matchers, counter));
+  list.on('error', (err) => {
+    listError = err;
+    tar.child.kill('SIGTERM');
+  });
+  list.on('end', () => {
+    if (counter.count === 0) context.logger.warn({ path: options.path, include: options.include }, 'no entry matches files.include: the archive is empty');
+  });
+  list.pipe(tar.child.stdin);
+  return () => listError;
+}
 
+/** Why the archive failed once tar exited (null: it succeeded). */
+function tarVerdict(path: string, code: number, stderr: TailBuffer, listError: unknown): BackerError | null {
+  if (listError !== undefined) {
+    return new BackerError('DUMP_FAILED', `cannot list the files of ${path} for files.include: ${describeError(listError)}`, { component: COMPONENT, details: { path }, cause: listError });
+  }
+  if (code === 0) return null;
+  return new BackerError('DUMP_FAILED', `tar of ${path} exited with code ${code}: ${stderr.toString().trim()}`, { component: COMPONENT, details: { path, exit_code: code } });
+}
+
+/** Archives a host directory as a tar stream (static mandates only: there is no container). */
+async function dump(options: FilesOptions, _target: { container: string | null }, context: DumpContext): Promise<Dump> {
+  await checkDirectory(options.path);
+  const matchers = options.include.map(includeMatcher); // validated by parse
+  const tar = startTar(options, matchers.length > 0, context.signal);
+  const listError = feedNames(tar, options, matchers, context);
+  // The stream ends with tar's verdict: a failed tar fails the backup, never a short archive.
   const verify = new Transform({
     transform(chunk: Buffer, _enc, callback: TransformCallback) {
       callback(null, chunk);
     },
     flush(callback: TransformCallback) {
-      void exited.then((code) => {
-        if (listError !== undefined) {
-          callback(new BackerError('DUMP_FAILED', `cannot list the files of ${options.path} for files.include: ${describeError(listError)}`, {
-            component: COMPONENT,
-            details: { path: options.path },
-            cause: listError,
-          }));
-          return;
-        }
-        callback(
-          code === 0
-            ? null
-            : new BackerError('DUMP_FAILED', `tar of ${options.path} exited with code ${code}: ${stderr.toString().trim()}`, {
-                component: COMPONENT,
-                details: { path: options.path, exit_code: code },
-              }),
-        );
-      });
+      void tar.exited.then((code) => callback(tarVerdict(options.path, code, tar.stderr, listError())));
     },
   });
   // The drill's reference (files, bytes, tree_sha256), hashed in process while the archive streams.
   const tree = new TreeHasher();
   const scanner = new TarScanner(undefined, tree);
-  child.stdout.on('error', (err) => verify.destroy(err));
+  tar.child.stdout.on('error', (err) => verify.destroy(err));
   scanner.on('error', (err) => verify.destroy(err));
   verify.on('close', () => {
-    if (child.exitCode === null) child.kill('SIGTERM');
+    if (tar.child.exitCode === null) tar.child.kill('SIGTERM');
   });
-  child.stdout.pipe(scanner).pipe(verify);
+  tar.child.stdout.pipe(scanner).pipe(verify);
   const extra = { ...(options.include.length ? { include: options.include } : {}), ...(options.exclude.length ? { exclude: options.exclude } : {}) };
   return {
     stream: verify,
