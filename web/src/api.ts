@@ -1,4 +1,5 @@
-// A typed client over the few API routes the UI uses (shapes as in docs/openapi.json).
+// A typed client over the few API routes the UI uses (shapes as in docs/openapi.json; test/unit/web-api-types.test.ts
+// checks every interface named like an API schema, and the parts its fields name, against it).
 // The token goes in the Authorization header only: never in a URL.
 
 export type Scope = 'read' | 'operate' | 'admin';
