@@ -139,17 +139,24 @@ function disagreements(name: string, fields: WebField[], schema: JsonSchema, req
   return problems;
 }
 
-/** Where a web interface is a part of the API schema of its name (the API wraps it). */
-const NESTED: Record<string, (schema: JsonSchema) => JsonSchema | undefined> = {
-  RestorePlan: (schema) => schema.properties?.plan,
+/**
+ * Web interfaces compared with an API schema of another name, or with a part of the schema of
+ * their name (the API wraps it): the answers of the routes the UI reads them from.
+ */
+const ALIASES: Record<string, () => JsonSchema | undefined> = {
+  RestorePlan: () => schemas.RestorePlan?.properties?.plan, // POST /v1/restores with dry_run
+  FullQueueStats: () => schemas.QueueStats, // GET /v1/queue/stats
+  TargetInfo: () => schemas.Target, // GET /v1/targets, /v1/targets/{name}
+  ProblemList: () => schemas.MandateList, // GET /v1/mandates
+  BackupDetail: () => schemas.BackupManifests, // GET /v1/backups/{name}
 };
 
 /** The API schema a web interface is compared with, and whether it is a request body. */
 function apiSchema(name: string): { schema: JsonSchema; request: boolean } | undefined {
-  const schema = schemas[name];
-  if (!schema) return undefined;
-  const nested = NESTED[name];
-  return { schema: nested ? (nested(schema) ?? {}) : schema, request: name.endsWith('Request') };
+  const alias = ALIASES[name];
+  const schema = alias ? alias() : schemas[name];
+  if (alias && !schema) throw new Error(`the API schema compared with the web's ${name} is gone from docs/openapi.json`);
+  return schema ? { schema, request: name.endsWith('Request') } : undefined;
 }
 
 const WEB_SRC = join(ROOT, 'web', 'src');
