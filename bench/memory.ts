@@ -21,6 +21,8 @@
  *          is s3-multipart.ts, lib-storage the previous one, via BACKER_INTERNAL_S3_UPLOADER;
  *          local: a local target instead of S3, the same pipeline without an upload; both: the S3
  *          and the local backup at once, as queue.concurrency 2 runs them; not with --once)
+ *          An uploader may carry more environment for Backer after a colon, a variant to interleave
+ *          with the plain one: `--uploader ours --uploader ours:BACKER_INTERNAL_GC_PACER=off`.
  *        [--rounds N] (each size × uploader N times, interleaved A B A B; median and spread)
  *        [--once] (`backup --once` processes instead of a daemon, as cron runs Backer: peak RSS
  *          from GNU time, no idle figure; --sample does not apply)
@@ -148,11 +150,18 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-function backerEnv(uploader: string): Record<string, string> {
+/** `ours:K=V,K2=V2`: the uploader `ours` with more environment for Backer (a variant to interleave). */
+function uploaderKind(spec: string): string {
+  return spec.split(':', 1)[0] ?? spec;
+}
+
+function backerEnv(spec: string): Record<string, string> {
+  const uploader = uploaderKind(spec);
   const env: Record<string, string> = { BENCH_KEY: 'bench-key-not-secret', BACKER_INTERNAL_HASH_THREAD: values['hash-thread'] ?? 'on' };
   if (uploader === 'lib-storage') env.BACKER_INTERNAL_S3_UPLOADER = 'lib-storage';
   if (values['node-options']) env.NODE_OPTIONS = values['node-options'];
-  for (const pair of values['daemon-env'] ?? []) env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
+  const variant = spec.includes(':') ? spec.slice(spec.indexOf(':') + 1).split(',') : [];
+  for (const pair of [...(values['daemon-env'] ?? []), ...variant]) env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
   return env;
 }
 
@@ -164,22 +173,24 @@ async function backupJob(socket: string, mandate: string): Promise<void> {
 }
 
 /** --once: one `backup --once` process; its peak RSS from GNU time, CPU with its children (ccrypt). */
-async function measureOnce(backer: BackerBuild, dir: string, sizeMb: number, uploader: string): Promise<Result> {
+async function measureOnce(backer: BackerBuild, dir: string, sizeMb: number, spec: string): Promise<Result> {
+  const uploader = uploaderKind(spec);
   if (uploader === 'both') throw new Error('--uploader both needs a daemon (not --once)');
   await rm(join(dir, 'data'), { recursive: true, force: true });
   const load = loadavg().map((l) => l.toFixed(1)).join(' ');
   const mandate = uploader === 'local' ? 'dump-local' : 'dump';
-  const run = await timed(backer.command(['--config', join(dir, 'backer.yml'), '--json', 'backup', mandate, '--once'], backerEnv(uploader)), dir);
+  const run = await timed(backer.command(['--config', join(dir, 'backer.yml'), '--json', 'backup', mandate, '--once'], backerEnv(spec)), dir);
   const result = JSON.parse(run.stdout) as { status: string };
   if (result.status !== 'succeeded') throw new Error(`backup --once ended ${result.status}: ${run.stdout}`);
-  return { sizeMb, uploader, cpuSeconds: run.cpuSeconds, idleMiB: NaN, peakMiB: run.peakRssMiB, seconds: run.seconds, load };
+  return { sizeMb, uploader: spec, cpuSeconds: run.cpuSeconds, idleMiB: NaN, peakMiB: run.peakRssMiB, seconds: run.seconds, load };
 }
 
-async function measure(backer: BackerBuild, dir: string, sizeMb: number, uploader: string): Promise<Result> {
-  if (values.once) return measureOnce(backer, dir, sizeMb, uploader);
+async function measure(backer: BackerBuild, dir: string, sizeMb: number, spec: string): Promise<Result> {
+  if (values.once) return measureOnce(backer, dir, sizeMb, spec);
+  const uploader = uploaderKind(spec);
   await rm(join(dir, 'data'), { recursive: true, force: true });
   const socket = join(dir, 'data', 'backer.sock');
-  const env = backerEnv(uploader);
+  const env = backerEnv(spec);
   const daemon = await startDaemon(backer, join(dir, 'backer.yml'), socket, env);
   const pid = daemon.pid;
   try {
@@ -194,7 +205,7 @@ async function measure(backer: BackerBuild, dir: string, sizeMb: number, uploade
     await waited;
     const seconds = (Date.now() - start) / 1000;
     const cpu = (await cpuSeconds(pid)) - cpuBefore;
-    return { ...(sampled ? { sampled } : {}), sizeMb, uploader, cpuSeconds: cpu, idleMiB: idle / 1024, peakMiB: (await kib(pid, 'VmHWM')) / 1024, seconds, load };
+    return { ...(sampled ? { sampled } : {}), sizeMb, uploader: spec, cpuSeconds: cpu, idleMiB: idle / 1024, peakMiB: (await kib(pid, 'VmHWM')) / 1024, seconds, load };
   } finally {
     await daemon.stop();
   }
