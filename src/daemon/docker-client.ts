@@ -34,7 +34,7 @@ function loadReal(path: string): unknown {
  * load heavy packages at require time:
  * - dockerode's lib/session.js (BuildKit sessions of `buildImage` with `version: "2"`) loads gRPC
  *   and protobufjs: ~110 modules, ~55 ms of CPU and ~7 MiB. Its stub fails such a build.
- * - docker-modem's lib/ssh.js (DOCKER_HOST=ssh://…) loads ssh2: ~33 modules and ~10 MiB of RSS.
+ * - docker-modem's lib/ssh.js (DOCKER_HOST=ssh://…) loads ssh2: ~33 modules, ~4 MiB of an idle daemon's RSS.
  *   Its stub loads the real one at its first call, so ssh would still work.
  */
 function skipUnusedModules(): void {
