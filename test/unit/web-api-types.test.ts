@@ -51,11 +51,26 @@ interface WebField {
   name: string;
   optional: boolean;
   withNull: boolean;
-  /** The web interface the field's type names (`X`, `X[]`, `X | null`), if any. */
-  ref?: { name: string; array: boolean };
-  /** The fields of an object type written in place (`{ key: string }`, `{ … }[]`, `{ … } | null`). */
-  inline?: { fields: WebField[]; array: boolean };
+  /**
+   * The object the field's type describes, when it is one: web interfaces it names and object
+   * types written in place, together (`X`, `X[]`, `X | null`, `{ key: string }`, `X & { … }`).
+   */
+  shape?: Shape;
 }
+
+interface Shape {
+  refs: string[];
+  fields: WebField[];
+  array: boolean;
+}
+
+/** A web interface: its own fields and the interfaces it extends. */
+interface WebInterface {
+  fields: WebField[];
+  bases: string[];
+}
+
+type Interfaces = Map<string, WebInterface>;
 
 /** The type without its `| null`, when one type is left. */
 function nonNull(type: ts.TypeNode): ts.TypeNode | undefined {
@@ -63,14 +78,19 @@ function nonNull(type: ts.TypeNode): ts.TypeNode | undefined {
   return parts.length === 1 ? parts[0] : undefined;
 }
 
-function refOf(type: ts.TypeNode): WebField['ref'] {
+function shapeOf(type: ts.TypeNode, source: ts.SourceFile): Shape | undefined {
   const only = nonNull(type);
-  if (only && ts.isTypeReferenceNode(only) && ts.isIdentifier(only.typeName)) return { name: only.typeName.text, array: false };
-  if (only && ts.isArrayTypeNode(only) && ts.isTypeReferenceNode(only.elementType) && ts.isIdentifier(only.elementType.typeName)) return { name: only.elementType.typeName.text, array: true };
-  return undefined;
+  if (!only) return undefined;
+  const element = ts.isArrayTypeNode(only) ? only.elementType : only;
+  const parts = ts.isIntersectionTypeNode(element) ? [...element.types] : [element];
+  const shape: Shape = { refs: [], fields: [], array: element !== only };
+  for (const part of parts) {
+    if (ts.isTypeReferenceNode(part) && ts.isIdentifier(part.typeName)) shape.refs.push(part.typeName.text);
+    else if (ts.isTypeLiteralNode(part)) shape.fields.push(...fieldsOf(part.members, source));
+    else return undefined;
+  }
+  return shape;
 }
-
-type Interfaces = Map<string, WebField[]>;
 
 /** The fields of an interface's or object type's members. */
 function fieldsOf(members: ts.NodeArray<ts.TypeElement>, source: ts.SourceFile): WebField[] {
@@ -79,23 +99,34 @@ function fieldsOf(members: ts.NodeArray<ts.TypeElement>, source: ts.SourceFile):
     if (!ts.isPropertySignature(member) || !member.type) continue;
     const type = member.type;
     const withNull = ts.isUnionTypeNode(type) && type.types.some((t) => ts.isLiteralTypeNode(t) && t.literal.kind === ts.SyntaxKind.NullKeyword);
-    const ref = refOf(type);
-    const only = nonNull(type);
-    const literal = only && ts.isArrayTypeNode(only) ? only.elementType : only;
-    const inline = literal && ts.isTypeLiteralNode(literal) ? { fields: fieldsOf(literal.members, source), array: literal !== only } : undefined;
-    fields.push({ name: member.name.getText(source), optional: member.questionToken !== undefined, withNull, ...(ref ? { ref } : {}), ...(inline ? { inline } : {}) });
+    const shape = shapeOf(type, source);
+    fields.push({ name: member.name.getText(source), optional: member.questionToken !== undefined, withNull, ...(shape ? { shape } : {}) });
   }
   return fields;
 }
 
-/** Every interface of a web source file, with its own fields. */
+/** Every interface of a web source file, with its own fields and its bases. */
 function webInterfaces(file: string): Interfaces {
   const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
   const found: Interfaces = new Map();
   for (const statement of source.statements) {
-    if (ts.isInterfaceDeclaration(statement)) found.set(statement.name.text, fieldsOf(statement.members, source));
+    if (!ts.isInterfaceDeclaration(statement)) continue;
+    const bases = (statement.heritageClauses ?? []).flatMap((c) => c.types.map((t) => t.expression.getText(source)));
+    found.set(statement.name.text, { fields: fieldsOf(statement.members, source), bases });
   }
   return found;
+}
+
+/** Every field of a web interface, those of the interfaces it extends included (unknown names: none). */
+function allFields(name: string, known: Interfaces): WebField[] {
+  const found = known.get(name);
+  return found ? [...found.bases.flatMap((b) => allFields(b, known)), ...found.fields] : [];
+}
+
+/** The fields of a shape, or undefined when it names an interface the UI does not have. */
+function shapeFields(shape: Shape, known: Interfaces): WebField[] | undefined {
+  if (shape.refs.some((r) => !known.has(r))) return undefined;
+  return [...shape.refs.flatMap((r) => allFields(r, known)), ...shape.fields];
 }
 
 /** What is wrong with one field next to its property schema (a response field: the UI reads it). */
@@ -116,7 +147,9 @@ function fieldProblems(at: string, field: WebField, property: JsonSchema, requir
 function disagreements(name: string, fields: WebField[], schema: JsonSchema, request = false, known: Interfaces = new Map()): string[] {
   const problems: string[] = [];
   const object = objectOf(schema);
-  const properties = object.properties ?? {};
+  // An object the API does not describe (a job's result: one shape per job kind) has nothing to compare.
+  if (object.properties === undefined) return problems;
+  const properties = object.properties;
   const required = new Set(object.required ?? []);
   for (const field of fields) {
     const property = properties[field.name];
@@ -128,11 +161,10 @@ function disagreements(name: string, fields: WebField[], schema: JsonSchema, req
       continue;
     }
     problems.push(...fieldProblems(at, field, property, required, request));
-    const named = field.ref ? known.get(field.ref.name) : undefined;
-    const nested = named ? { fields: named, array: field.ref?.array ?? false } : field.inline;
-    if (nested) {
-      const value = nested.array ? objectOf(property).items : property;
-      problems.push(...(value ? disagreements(`${at}${nested.array ? '[]' : ''}`, nested.fields, value, request, known) : [`${at}: the API's is not a list`]));
+    const nested = field.shape ? shapeFields(field.shape, known) : undefined;
+    if (field.shape && nested) {
+      const value = field.shape.array ? objectOf(property).items : property;
+      problems.push(...(value ? disagreements(`${at}${field.shape.array ? '[]' : ''}`, nested, value, request, known) : [`${at}: the API's is not a list`]));
     }
   }
   if (request) for (const key of required) if (!fields.some((f) => f.name === key)) problems.push(`${name}.${key}: the API requires it, the UI's type does not have it`);
@@ -174,9 +206,9 @@ describe("the web UI's API types next to docs/openapi.json", () => {
     const own = webInterfaces(join(WEB_SRC, file));
     const known: Interfaces = new Map([...everywhere, ...own]);
     const problems: string[] = [];
-    for (const [name, fields] of own) {
+    for (const name of own.keys()) {
       const api = apiSchema(name);
-      if (api) problems.push(...disagreements(name, fields, api.schema, api.request, known));
+      if (api) problems.push(...disagreements(name, allFields(name, known), api.schema, api.request, known));
     }
     expect(problems).toEqual([]);
   });
@@ -193,17 +225,30 @@ describe("the web UI's API types next to docs/openapi.json", () => {
     const item: JsonSchema = { type: 'object', properties: { x: { type: ['string', 'null'] } }, required: ['x'] };
     const schema: JsonSchema = {
       type: 'object',
-      properties: { a: { type: 'string' }, b: { type: ['string', 'null'] }, c: { type: 'string' }, list: { type: 'array', items: item } },
-      required: ['a', 'b', 'list'],
+      properties: {
+        a: { type: 'string' },
+        b: { type: ['string', 'null'] },
+        c: { type: 'string' },
+        list: { type: 'array', items: item },
+        one: { type: 'object', properties: { w: { type: 'string' } }, required: ['w'] },
+        result: { type: ['object', 'null'], additionalProperties: {} },
+      },
+      required: ['a', 'b', 'list', 'one', 'result'],
     };
     const fields: WebField[] = [
       { name: 'a', optional: false, withNull: false },
       { name: 'b', optional: false, withNull: false },
       { name: 'c', optional: false, withNull: false },
       { name: 'd', optional: true, withNull: false },
-      { name: 'list', optional: false, withNull: false, ref: { name: 'Item', array: true } },
+      { name: 'list', optional: false, withNull: false, shape: { refs: ['Item'], fields: [], array: true } },
+      { name: 'one', optional: false, withNull: false, shape: { refs: ['Base'], fields: [{ name: 'z', optional: false, withNull: false }], array: false } },
+      // An object the API does not describe: nothing to compare inside.
+      { name: 'result', optional: false, withNull: true, shape: { refs: [], fields: [{ name: 'anything', optional: false, withNull: false }], array: false } },
     ];
-    const known: Interfaces = new Map([['Item', [{ name: 'x', optional: false, withNull: false }, { name: 'y', optional: true, withNull: false }]]]);
+    const known: Interfaces = new Map([
+      ['Item', { fields: [{ name: 'x', optional: false, withNull: false }, { name: 'y', optional: true, withNull: false }], bases: [] }],
+      ['Base', { fields: [{ name: 'w', optional: false, withNull: false }], bases: [] }],
+    ]);
     expect(disagreements('O', [{ name: 'extra', optional: true, withNull: false }], { type: 'object', properties: {}, additionalProperties: {} })).toEqual([]);
     expect(disagreements('O', [{ name: 'extra', optional: false, withNull: false }], { type: 'object', properties: {}, additionalProperties: {} })).toEqual(["O.extra: not in the API's O"]);
     expect(disagreements('X', fields, schema, false, known)).toEqual([
@@ -212,6 +257,15 @@ describe("the web UI's API types next to docs/openapi.json", () => {
       "X.d: not in the API's X",
       "X.list[].x: the API may send null, the UI's type has no null",
       "X.list[].y: not in the API's X.list[]",
+      "X.one.z: not in the API's X.one",
     ]);
+  });
+
+  it("counts the fields of the interfaces an interface extends", () => {
+    const known: Interfaces = new Map([
+      ['Base', { fields: [{ name: 'w', optional: false, withNull: false }], bases: [] }],
+      ['Derived', { fields: [{ name: 'v', optional: false, withNull: false }], bases: ['Base'] }],
+    ]);
+    expect(allFields('Derived', known).map((f) => f.name)).toEqual(['w', 'v']);
   });
 });

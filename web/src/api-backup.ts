@@ -3,6 +3,9 @@ import type { Client, Job } from './api';
 
 export interface Step { processor: string; mime: string; size: number; md5: string; sha256: string }
 
+/** The stored file of a backup (a manifest's `artifact`): its key on the target, no processor. */
+export interface Artifact { key: string; mime: string; size: number; md5: string; sha256: string }
+
 export interface Manifest {
   uuid: string;
   name: string;
@@ -14,7 +17,7 @@ export interface Manifest {
   tags?: string[];
   target: { name: string; type: string };
   steps: Step[];
-  artifact: Step & { key: string };
+  artifact: Artifact;
 }
 
 export interface BackupCopy { target: string; manifest_key: string; artifact_key: string | null; size: number | null; present: boolean; problem: string | null }
