@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { backupResultSchema, restoreResultSchema, verifyResultSchema } from '../src/api/job-results.js';
 import { callApi } from '../src/cli/client.js';
 import type { RestoreResult } from '../src/pipeline/run-restore.js';
 import type { VerifyResult } from '../src/pipeline/run-verify.js';
@@ -49,7 +50,8 @@ const TREE = "cd / && find data -printf '%p %y %m %U:%G %l\\n' | LC_ALL=C sort &
 async function backup(mandate: string): Promise<string> {
   const { code, body } = await runJson<Job>(['backup', mandate, '--wait']);
   expect(code, JSON.stringify(body)).toBe(0);
-  return (body.result as { name?: string } | null)?.name ?? '';
+  // The result as the API's document describes it (BackupResult): parse throws, naming the field.
+  return backupResultSchema.parse(body.result).name;
 }
 
 /** Names of the containers made from `source` by a scratch restore or a drill (label backer.scratch.source). */
@@ -64,6 +66,7 @@ async function expectDrillPasses(mandate: string, backupName: string): Promise<v
   expect(code, JSON.stringify(body)).toBe(0);
   const job = body.jobs[0];
   const result = job?.result as VerifyResult | undefined;
+  verifyResultSchema.parse(result); // as the API's document describes it (VerifyResult)
   expect(result?.verifications.map((v) => [v.target, v.level, v.outcome])).toEqual([['local', 'drill', 'passed']]);
   expect(result?.verifications[0]?.checks.length).toBeGreaterThan(3);
   expect(await docker(host(), ['ps', '-aq', '--filter', `label=backer.scratch=${job?.id ?? '?'}`])).toBe('');
@@ -117,6 +120,7 @@ async function restoreIntoNew(c: Case): Promise<void> {
   const { code, body } = await runJson<Job<RestoreResult>>(['restore', c.container, name, '--to', `new:${copy}`, '--wait']);
   expect(code, JSON.stringify(body)).toBe(0);
   expect(body.result).toMatchObject({ backup: name, to: `new:${copy}`, safety_backup: null });
+  restoreResultSchema.parse(body.result); // as the API's document describes it (RestoreResult)
   expect(await c.fingerprint(copy)).toBe(original);
   expect(await c.fingerprint(c.container)).toBe(changed);
   expect(await inspect(c.container, '{{.State.Running}} {{.State.StartedAt}}')).toBe(`true ${started}`);

@@ -25,6 +25,7 @@ import { triggerScheduledVerify } from '../src/scheduler/verify-trigger.js';
 import { cli } from './helpers/cli.js';
 import { spawnDaemon, waitForHealth, type DaemonProcess } from './helpers/daemon-proc.js';
 import { createTestEnv, testProcessEnv, type TestEnv } from './helpers/env.js';
+import { emptyVerifyResult } from './helpers/queue.js';
 import { seed, startRedis } from './helpers/redis.js';
 import { docker } from './setup/services.js';
 
@@ -255,7 +256,7 @@ describe('the scheduler', () => {
       logger,
       run: async (job) => {
         await blocked;
-        return { status: 'succeeded', error: null, result: { kind: job.kind === 'drill' ? 'drill' : 'verify' } };
+        return { status: 'succeeded', error: null, result: emptyVerifyResult(job.kind === 'drill' ? 'drill' : 'decode') };
       },
     });
     queue.start();

@@ -8,6 +8,7 @@ import { parseSubset } from '../pipeline/run-verify.js';
 import type { AnyJob, JobKind } from '../queue/types.js';
 import type { ApiDeps } from './app.js';
 import { audit, defineRoute, type ApiApp, type Json } from './route.js';
+import { restorePlanFields } from './job-results.js';
 import { errors, jobReplySchema, jobsReplySchema, jsonContent } from './schemas.js';
 
 /** What the restore routes need from the daemon to answer at once (a dry run, a refusal). */
@@ -40,23 +41,7 @@ function jobOfKind(deps: ApiDeps, id: string, kinds: readonly JobKind[]): AnyJob
 
 const idParams = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, description: 'the job id' }) });
 const restorePlanSchema = z
-  .object({
-    plan: z
-      .looseObject({
-        kind: z.literal('restore'),
-        mandate: z.string(),
-        backup: z.string().openapi({ description: 'the backup chosen (`latest` resolved to its name)' }),
-        target: z.string(),
-        to: z.string(),
-        plan: z.array(z.string()).openapi({ description: 'what the restore will do, step by step' }),
-        stops: z.array(z.string()).openapi({ description: 'containers stopped while it applies (started again afterwards)' }),
-        takes_safety_backup: z.boolean().openapi({ description: 'a safety backup of the original is taken first' }),
-        artifact_bytes: z.number().int(),
-        raw_bytes: z.number().int(),
-        dry_run: z.boolean(),
-      })
-      .openapi({ description: 'The restore result a dry run gives: nothing is touched' }),
-  })
+  .object({ plan: z.looseObject(restorePlanFields).openapi({ description: 'The restore result a dry run gives: nothing is touched' }) })
   .openapi('RestorePlan');
 
 const restoreRoute = defineRoute('admin', {

@@ -1,10 +1,10 @@
 import { z } from '@hono/zod-openapi';
-import { RETRY_CLASS, type ErrorCode } from '../errors.js';
 import type { MandateSpec } from '../mandates/types.js';
 import type { RecentBackups } from '../queue/types.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { MANDATE_STATUSES, type MandateHealth } from '../status/types.js';
 import type { ApiDeps } from './app.js';
+import { ERROR_CODES } from './error-code.js';
 
 /**
  * What `GET /v1/mandates` adds to each mandate: its status and health (from the status monitor,
@@ -12,7 +12,6 @@ import type { ApiDeps } from './app.js';
  */
 
 // No import of schemas.ts: it may import these (its Mandate schema documents them).
-const ERROR_CODES = Object.keys(RETRY_CLASS).sort() as [ErrorCode, ...ErrorCode[]];
 
 export const mandateHealthSchema = z
   .object({

@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
-import { RETRY_CLASS, type ErrorCode } from '../errors.js';
 import { manifestSchema } from '../manifests/schema.js';
+import { errorCodeSchema } from './error-code.js';
+import { jobResultSchema } from './job-results.js';
 import { mandateHealthSchema, mandateStatusFields } from './mandate-status.js';
 import { JOB_KINDS, JOB_STATES } from '../queue/types.js';
 
@@ -10,9 +11,7 @@ import { JOB_KINDS, JOB_STATES } from '../queue/types.js';
  * routes. Named with `.openapi('Name')`: each becomes a component of the document.
  */
 
-/** Every code of src/errors.ts (its RETRY_CLASS table names each one). */
-const ERROR_CODES = Object.keys(RETRY_CLASS).sort() as [ErrorCode, ...ErrorCode[]];
-export const errorCodeSchema = z.enum(ERROR_CODES).openapi('ErrorCode');
+export { errorCodeSchema };
 
 export const errorBodySchema = z
   .object({ error: z.object({ code: errorCodeSchema, message: z.string() }) })
@@ -37,7 +36,7 @@ export const jobSchema = z
     started_at: z.string().nullable(),
     finished_at: z.string().nullable(),
     error: jobErrorSchema,
-    result: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'A backup result, or a restore/verify/drill result with its `kind`.' }),
+    result: jobResultSchema.nullable().openapi({ description: 'A backup result, or a restore or verify (drill) result with its `kind`; null until the job ended, or when it ended before it ran.' }),
     queue_position: z
       .number()
       .int()

@@ -1,6 +1,8 @@
 import type { ErrorCode } from '../errors.js';
 import type { JobProgress } from '../events/bus.js';
 import type { BackupResult } from '../pipeline/run-backup.js';
+import type { RestoreResult } from '../pipeline/run-restore.js';
+import type { VerifyResult } from '../pipeline/run-verify.js';
 
 /**
  * `interrupted`: the process running the job died (a crash, kill -9, a power cut). A backup is
@@ -24,8 +26,11 @@ export interface JobOutcome {
   retryable?: boolean;
 }
 
-/** A backup's BackupResult, or the JSON result of a restore, verification or drill (with its `kind`). */
-export type JobResult = BackupResult | ({ kind: 'restore' | 'verify' | 'drill' } & Record<string, unknown>);
+/**
+ * A backup's BackupResult, or a restore's or verification's result (with its `kind`; a drill's is
+ * a verification's, level `drill`). The API documents these (src/api/job-results.ts).
+ */
+export type JobResult = BackupResult | RestoreResult | VerifyResult;
 
 /**
  * `Result`: what the kind returns. The default is a backup's, for the many readers that only deal

@@ -4,6 +4,7 @@ import { BackerError } from '../../src/errors.js';
 import { createMemoryJobStore } from '../../src/queue/memory-store.js';
 import { createQueue, type JobRunContext, type Queue, type QueueOptions } from '../../src/queue/queue.js';
 import type { AnyJob, JobOutcome, JobStore } from '../../src/queue/types.js';
+import { emptyVerifyResult } from '../helpers/queue.js';
 
 const logger = pino({ level: 'silent' });
 const queues: Queue[] = [];
@@ -11,8 +12,8 @@ afterEach(async () => {
   await Promise.all(queues.splice(0).map((q) => q.close()));
 });
 
-const ok = (): JobOutcome => ({ status: 'succeeded', error: null, result: { kind: 'verify' } });
-const failure = (retryable: boolean): JobOutcome => ({ status: 'failed', error: { code: 'TARGET_WRITE_FAILED', message: 'S3 answered 503' }, result: { kind: 'verify' }, retryable });
+const ok = (): JobOutcome => ({ status: 'succeeded', error: null, result: emptyVerifyResult() });
+const failure = (retryable: boolean): JobOutcome => ({ status: 'failed', error: { code: 'TARGET_WRITE_FAILED', message: 'S3 answered 503' }, result: emptyVerifyResult(), retryable });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function queueOf(options: Partial<QueueOptions> & Pick<QueueOptions, 'run'>): Queue {

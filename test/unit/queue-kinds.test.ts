@@ -4,6 +4,7 @@ import { progressLine } from '../../src/cli/follow.js';
 import { createEventBus, type BackerEvent } from '../../src/events/bus.js';
 import { createQueue, type JobRunContext, type Queue } from '../../src/queue/queue.js';
 import type { AnyJob, JobOutcome } from '../../src/queue/types.js';
+import { emptyRestoreResult, emptyVerifyResult } from '../helpers/queue.js';
 
 const logger = pino({ level: 'silent' });
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -39,7 +40,7 @@ function harness(concurrency = 4): { queue: Queue; runs: Run[]; events: BackerEv
   return { queue, runs, events };
 }
 
-const ok = (kind: 'restore' | 'verify'): JobOutcome => ({ status: 'succeeded', error: null, result: { kind } });
+const ok = (kind: 'restore' | 'verify'): JobOutcome => ({ status: 'succeeded', error: null, result: kind === 'restore' ? emptyRestoreResult() : emptyVerifyResult() });
 
 describe('job kinds', () => {
   it('every kind waits for the mandate\'s running job: a restore never runs beside a backup of its mandate', async () => {
@@ -77,7 +78,7 @@ describe('job kinds', () => {
     await queue.wait(job.id);
     expect(events.map((e) => e.type)).toEqual(['job.queued', 'job.started', 'job.progress', 'job.succeeded']);
     const done = events[3];
-    expect(done?.type === 'job.succeeded' ? done.job.result : null).toEqual({ kind: 'verify' });
+    expect(done?.type === 'job.succeeded' ? done.job.result : null).toEqual(emptyVerifyResult());
     expect(queue.get(job.id)?.progress).toEqual({ bytes: 512, total: 1024 });
   });
 
@@ -86,7 +87,7 @@ describe('job kinds', () => {
     const failed = queue.submit({ kind: 'restore', mandate: 'a', trigger: 'api', params: {} });
     const cancelled = queue.submit({ kind: 'restore', mandate: 'b', trigger: 'api', params: {} });
     await settle();
-    runs[0]?.finish({ status: 'failed', error: { code: 'RESTORE_FAILED', message: 'boom' }, result: { kind: 'restore' } });
+    runs[0]?.finish({ status: 'failed', error: { code: 'RESTORE_FAILED', message: 'boom' }, result: emptyRestoreResult() });
     queue.cancel(cancelled.id);
     expect((await queue.wait(failed.id)).error).toEqual({ code: 'RESTORE_FAILED', message: 'boom' });
     expect((await queue.wait(cancelled.id)).state).toBe('cancelled');

@@ -138,6 +138,12 @@ function fieldProblems(at: string, field: WebField, property: JsonSchema, requir
   return problems;
 }
 
+/** Of a value that is one of several API schemas (`anyOf`), the one the web interface is named after. */
+function pickAlternative(schema: JsonSchema | undefined, refs: string[]): JsonSchema | undefined {
+  const alternatives = [...(schema?.anyOf ?? []), ...(schema?.oneOf ?? [])];
+  return alternatives.find((a) => refs.some((r) => a.$ref === `#/components/schemas/${r}`)) ?? schema;
+}
+
 /**
  * What is wrong with a web interface next to its OpenAPI schema (empty: it agrees), and with the
  * web interfaces its fields name (looked up in `known`). A response (`request` false): the UI
@@ -163,7 +169,7 @@ function disagreements(name: string, fields: WebField[], schema: JsonSchema, req
     problems.push(...fieldProblems(at, field, property, required, request));
     const nested = field.shape ? shapeFields(field.shape, known) : undefined;
     if (field.shape && nested) {
-      const value = field.shape.array ? objectOf(property).items : property;
+      const value = pickAlternative(field.shape.array ? objectOf(property).items : property, field.shape.refs);
       problems.push(...(value ? disagreements(`${at}${field.shape.array ? '[]' : ''}`, nested, value, request, known) : [`${at}: the API's is not a list`]));
     }
   }
