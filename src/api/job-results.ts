@@ -6,8 +6,9 @@ import { errorCodeSchema } from './error-code.js';
  * A job's `result`, by kind, for the API's document: what runBackup (BackupResult), runRestore
  * (RestoreResult) and runVerify (VerifyResult, also a drill's, with level `drill`) return. The
  * pipeline's types must stay values of these schemas: test/unit/job-results.test.ts checks the
- * types at compile time, and test/api-auth.test.ts and test/restore-new.test.ts validate real
- * results against the served document.
+ * types at compile time; real results are validated against the served document in
+ * test/api-auth.test.ts (a backup's) and against these schemas in test/restore-new.test.ts (a
+ * backup's, a restore's, a drill's).
  */
 
 const resultErrorSchema = z.object({ code: errorCodeSchema, message: z.string() }).nullable();
