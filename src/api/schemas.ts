@@ -36,7 +36,7 @@ export const jobSchema = z
     started_at: z.string().nullable(),
     finished_at: z.string().nullable(),
     error: jobErrorSchema,
-    result: jobResultSchema.nullable().openapi({ description: 'A backup result, or a restore or verify (drill) result with its `kind`; null until the job ended, or when it ended before it ran.' }),
+    result: jobResultSchema.nullable().openapi({ description: 'What its newest attempt returned (a job queued again after a failed attempt keeps it): a backup result, or a restore or verify (drill) result with its `kind`; null before an attempt ended, or when the job ended before one ran.' }),
     queue_position: z
       .number()
       .int()
