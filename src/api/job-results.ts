@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { verificationSchema, VERIFY_LEVELS } from '../manifests/verification.js';
-import { errorCodeSchema } from './error-code.js';
+import { jobErrorSchema } from './error-code.js';
 
 /**
  * A job's `result`, by kind, for the API's document: what runBackup (BackupResult), runRestore
@@ -11,8 +11,6 @@ import { errorCodeSchema } from './error-code.js';
  * backup's, a restore's, a drill's).
  */
 
-const resultErrorSchema = z.object({ code: errorCodeSchema, message: z.string() }).nullable();
-
 export const backupTargetResultSchema = z
   .object({
     target: z.string(),
@@ -20,7 +18,7 @@ export const backupTargetResultSchema = z
     artifact_key: z.string(),
     manifest_key: z.string().nullable().openapi({ description: 'null: no manifest was written there (the backup failed on this target)' }),
     size: z.number().int().nullable().openapi({ description: 'bytes stored; null when the upload failed' }),
-    error: resultErrorSchema,
+    error: jobErrorSchema,
     retention_deleted: z.array(z.string()).openapi({ description: 'backups that retention deleted after this one was stored' }),
     retention_error: z.string().nullable(),
     retryable: z.boolean(),
@@ -32,7 +30,7 @@ export const backupResultSchema = z
     uuid: z.string(),
     name: z.string(),
     status: z.enum(['succeeded', 'failed']),
-    error: resultErrorSchema,
+    error: jobErrorSchema,
     raw_size: z.number().int().nullable().openapi({ description: 'bytes of the raw dump, before middleware; null when the stream failed' }),
     targets: z.array(backupTargetResultSchema),
     retryable: z.boolean().openapi({ description: 'the queue tries a failed backup again only when this is true' }),

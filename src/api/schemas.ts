@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { manifestSchema } from '../manifests/schema.js';
-import { errorCodeSchema } from './error-code.js';
+import { errorCodeSchema, jobErrorSchema } from './error-code.js';
 import { jobResultSchema } from './job-results.js';
 import { mandateHealthSchema, mandateStatusFields } from './mandate-status.js';
 import { JOB_KINDS, JOB_STATES } from '../queue/types.js';
@@ -11,13 +11,9 @@ import { JOB_KINDS, JOB_STATES } from '../queue/types.js';
  * routes. Named with `.openapi('Name')`: each becomes a component of the document.
  */
 
-export { errorCodeSchema };
-
 export const errorBodySchema = z
   .object({ error: z.object({ code: errorCodeSchema, message: z.string() }) })
   .openapi('Error', { description: 'Every error: a stable code (see the README) and a message.' });
-
-export const jobErrorSchema = z.object({ code: errorCodeSchema, message: z.string() }).nullable();
 
 export const jobSchema = z
   .object({
